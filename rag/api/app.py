@@ -1,0 +1,111 @@
+"""The FastAPI app factory: POST /ask, GET /health, OpenAPI docs at /docs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from rag.api.errors import install_error_handlers, status_for
+from rag.api.schemas import AskRequest, AskResponse, ErrorOut, HealthOut
+from rag.errors import LLMError, RagError
+from rag.factory import Runtime
+from rag.pipeline import StreamEvent
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("rag.api")
+
+RuntimeFactory = Callable[[], Runtime | Awaitable[Runtime]]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text}
+    for status, text in ((422, "Invalid question, top_k or filters"), (502, "The LLM server answered with an error"),
+                         (503, "Index or LLM server unavailable"), (504, "The LLM server timed out"))
+}
+
+
+def create_app(runtime_factory: RuntimeFactory) -> FastAPI:
+    """The app builds its runtime at start-up; if that fails, /ask and /health say why (503)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.runtime, app.state.startup_error = None, None
+        try:
+            built = runtime_factory()
+            app.state.runtime = await built if isinstance(built, Awaitable) else built
+        except RagError as exc:
+            log.error("service not ready: %s", exc)
+            app.state.startup_error = exc
+        yield
+        if app.state.runtime is not None:
+            await app.state.runtime.aclose()
+
+    app = FastAPI(title="Support answers (RAG)", version="0.1.0", lifespan=lifespan,
+                  description="Grounded, cited answers from the company's own knowledge.")
+    install_error_handlers(app)
+
+    @app.post("/ask", response_model=AskResponse, responses=_ERRORS)
+    async def ask(body: AskRequest, request: Request) -> Any:
+        """Answer a question from the index, with numbered citations; `stream: true` for SSE."""
+        pipeline = _runtime(request).pipeline
+        filters = body.filters.to_filters() if body.filters else None
+        if body.stream:
+            events = pipeline.stream(body.question, top_k=body.top_k, filters=filters)
+            first = await anext(events)  # retrieval errors surface here, as a proper status code
+            return StreamingResponse(_sse(first, events), media_type="text/event-stream")
+        answer = await pipeline.ask(body.question, top_k=body.top_k, filters=filters)
+        return AskResponse.model_validate(asdict(answer))
+
+    @app.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}})
+    async def health(request: Request, llm: bool = False) -> Any:
+        """Index status; `?llm=true` also probes the LLM server."""
+        runtime: Runtime | None = request.app.state.runtime
+        if runtime is None:
+            reason = str(request.app.state.startup_error or "starting")
+            return JSONResponse(HealthOut(status="unavailable", reason=reason).model_dump(), status_code=503)
+        out = HealthOut(
+            status="ok", index_version=runtime.index.version, chunks=len(runtime.index.vectors),
+            embedding_model=runtime.index.embedding_model, llm_model=runtime.llm.model,
+            llm_base_url=runtime.llm.base_url,
+        )
+        if llm:
+            out.llm_reachable = await _llm_reachable(runtime)
+        return out
+
+    return app
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime | None = request.app.state.runtime
+    if runtime is None:
+        raise request.app.state.startup_error or RagError("the service is still starting; retry shortly")
+    return runtime
+
+
+async def _llm_reachable(runtime: Runtime) -> bool:
+    try:
+        await runtime.llm.models()
+    except LLMError:
+        return False
+    return True
+
+
+async def _sse(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> AsyncIterator[str]:
+    yield _event(first)
+    try:
+        async for event in rest:
+            yield _event(event)
+    except RagError as exc:
+        status, kind = status_for(exc)
+        yield _event(StreamEvent("error", {"type": kind, "status": status, "message": str(exc)}))
+
+
+def _event(event: StreamEvent) -> str:
+    return f"event: {event.type}\ndata: {json.dumps(event.data, ensure_ascii=False)}\n\n"
+

@@ -1,0 +1,75 @@
+"""The HTTP API's request and response bodies."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rag.types import Filters
+
+__all__ = ["AskRequest", "AskResponse", "CitationOut", "ErrorBody", "ErrorOut", "FiltersIn", "HealthOut"]
+
+
+class FiltersIn(BaseModel):
+    """Restrict retrieval by metadata; each list means 'any of these'."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    doc_type: list[Literal["doc", "policy", "ticket"]] = Field(default_factory=list)
+    language: list[str] = Field(default_factory=list, examples=[["en"]])
+    source: list[str] = Field(default_factory=list)
+
+    def to_filters(self) -> Filters:
+        return Filters(doc_types=tuple(self.doc_type), languages=tuple(self.language), sources=tuple(self.source))
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"question": "How long do I have to return a jacket?", "top_k": 4,
+                      "filters": {"doc_type": ["policy"]}}]})
+
+    question: str = Field(min_length=1, description="The customer's question.")
+    top_k: int | None = Field(None, ge=1, le=100, description="How many passages to give the model.")
+    filters: FiltersIn | None = None
+    stream: bool = Field(False, description="Answer as server-sent events: citations, deltas, done.")
+
+
+class CitationOut(BaseModel):
+    n: int = Field(description="The passage number; the answer refers to it as [n].")
+    source: str
+    title: str
+    snippet: str
+    score: float = Field(description="Cosine similarity of the passage to the question.")
+    cited: bool = Field(description="Whether the answer cites this passage.")
+    doc_type: str
+    section: str = ""
+    page: int | None = None
+
+
+class AskResponse(BaseModel):
+    answer: str
+    citations: list[CitationOut]
+    model: str
+    index_version: str
+    timings_ms: dict[str, float]
+
+
+class ErrorBody(BaseModel):
+    type: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    index_version: str | None = None
+    chunks: int | None = None
+    embedding_model: str | None = None
+    llm_model: str | None = None
+    llm_base_url: str | None = None
+    llm_reachable: bool | None = None
+    reason: str | None = None

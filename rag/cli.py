@@ -1,0 +1,192 @@
+"""The `rag` command: a thin shell over the pipeline. Sub-commands from other packages
+(`rag ingest`, `rag eval`) register through the `rag.commands` entry-point group."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from rag.errors import ConfigError, IndexError_, InputError, LLMError, RagError
+from rag.settings import Settings
+
+__all__ = ["app", "exit_with", "main", "settings_with"]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Grounded support answers: ingest a corpus, serve /ask, ask questions.")
+llm_app = typer.Typer(no_args_is_help=True, help="The local vLLM server.")
+app.add_typer(llm_app, name="llm")
+console = Console()
+err = Console(stderr=True)
+
+_EXIT_CODES: tuple[tuple[type[RagError], int], ...] = (
+    (InputError, 2), (ConfigError, 2), (IndexError_, 3), (LLMError, 4),
+)
+
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [default: RAG_INDEX__DIR or data/index].")]
+
+
+def exit_with(exc: RagError) -> NoReturn:
+    """Print one clear line and exit with the code of the error's family."""
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(next((code for kind, code in _EXIT_CODES if isinstance(exc, kind)), 1))
+
+
+def settings_with(**overrides: Any) -> Settings:
+    """Settings from env/rag.toml, with the command line's values on top (None = not given)."""
+    settings = Settings()
+    for dotted, value in overrides.items():
+        if value is not None:
+            section, name = dotted.split("__")
+            setattr(getattr(settings, section), name, value)
+    return settings
+
+
+def guarded(func: Callable[[], Any]) -> Any:
+    try:
+        return func()
+    except RagError as exc:
+        exit_with(exc)
+
+
+@app.command()
+def serve(
+    index: IndexOpt = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
+    llm_url: Annotated[str | None, typer.Option("--llm-url", help="OpenAI-compatible base URL.")] = None,
+) -> None:
+    """Serve the HTTP API (POST /ask, GET /health, docs at /docs).
+
+    Example: rag serve --port 8080 --llm-url http://127.0.0.1:8000/v1
+    """
+    import uvicorn
+
+    from rag.api import create_app
+    from rag.factory import build_runtime
+    from rag.index import open_index
+
+    settings = settings_with(index__dir=index, api__host=host, api__port=port, llm__base_url=llm_url)
+    guarded(lambda: open_index(settings.index.dir).close())  # fail fast, with the fix, before binding
+    console.print(f"API on http://{settings.api.host}:{settings.api.port} (docs at /docs); "
+                  f"LLM at {settings.llm.base_url}")
+    uvicorn.run(create_app(lambda: build_runtime(settings)), host=settings.api.host,
+                port=settings.api.port, log_level="info")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question to answer.")],
+    server: Annotated[str | None, typer.Option(help="Ask a running API (e.g. http://127.0.0.1:8080) "
+                                                    "instead of loading the index here.")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Passages to give the model.")] = None,
+    doc_type: Annotated[list[str] | None, typer.Option("--doc-type", help="doc, policy or ticket (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")] = False,
+    index: IndexOpt = None,
+) -> None:
+    """Ask one question and print the answer with its citations.
+
+    Example: rag ask "How long is the return window?" --server http://127.0.0.1:8080
+    """
+    body: dict[str, Any] = {"question": question, "top_k": top_k,
+                            "filters": {"doc_type": doc_type} if doc_type else None}
+    result = _ask_server(server, body) if server else guarded(lambda: asyncio.run(_ask_local(index, body)))
+    if as_json:
+        console.print_json(json.dumps(result, ensure_ascii=False))
+    else:
+        print_answer(result)
+
+
+def print_answer(result: dict[str, Any]) -> None:
+    """The answer, then each passage: [n] title — source (score), cited ones marked."""
+    console.print(f"[bold]{result['answer'] or '(empty answer)'}[/]", highlight=False)
+    for c in result["citations"]:
+        mark = "*" if c["cited"] else " "
+        console.print(f" {mark}[{c['n']}] {c['title']} — {c['source']} (score {c['score']:.2f})", highlight=False)
+    timings = ", ".join(f"{k} {v:.0f} ms" for k, v in result["timings_ms"].items())
+    console.print(f"[dim]model {result['model']} · index {result['index_version']} · {timings}[/]", highlight=False)
+
+
+async def _ask_local(index: Path | None, body: dict[str, Any]) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from rag.factory import build_runtime
+    from rag.types import Filters
+
+    runtime = build_runtime(settings_with(index__dir=index))
+    try:
+        filters = Filters(doc_types=tuple(body["filters"]["doc_type"])) if body["filters"] else None
+        answer = await runtime.pipeline.ask(body["question"], top_k=body["top_k"], filters=filters)
+        return asdict(answer)
+    finally:
+        await runtime.aclose()
+
+
+def _ask_server(server: str, body: dict[str, Any]) -> dict[str, Any]:
+    import httpx
+
+    try:
+        reply = httpx.post(f"{server.rstrip('/')}/ask", json=body, timeout=300)
+    except httpx.HTTPError as exc:
+        exit_with(RagError(f"cannot reach the API at {server}: {exc}. Start it with `rag serve`"))
+    if reply.status_code != 200:
+        message = reply.json().get("error", {}).get("message", reply.text) if reply.content else reply.reason_phrase
+        err.print(f"[bold red]error {reply.status_code}:[/] {message}", highlight=False)
+        raise typer.Exit(4 if reply.status_code in (502, 503, 504) else 2)
+    result: dict[str, Any] = reply.json()
+    return result
+
+
+@llm_app.command("serve")
+def llm_serve(
+    model: Annotated[str | None, typer.Option(help="Model name or path to serve [default: packaged gemma-3-270m].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port of the OpenAI-compatible API.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+) -> None:
+    """Start the real vLLM OpenAI-compatible server (own virtual env, model prepared once).
+
+    Example: rag llm serve --port 8000   (then: RAG_LLM__BASE_URL=http://127.0.0.1:8000/v1)
+    """
+    from rag.llm.server import VLLMServer
+
+    options = settings_with(llm_server__model=model, llm_server__port=port, llm_server__device=device).llm_server
+    server = VLLMServer(
+        model=options.model, served_model_name=options.served_model_name, host=options.host, port=options.port,
+        home=options.home.expanduser(), device=options.device, max_model_len=options.max_model_len,
+        enforce_eager=options.enforce_eager, startup_timeout_s=options.startup_timeout_s,
+    )
+    guarded(lambda: server.serve_forever(echo=lambda line: err.print(f"[dim]{line}[/]", highlight=False)))
+
+
+@app.command("index")
+def index_info(index: IndexOpt = None) -> None:
+    """Show the manifest of an index: version, model, chunker, counts.
+
+    Example: rag index --index data/index
+    """
+    from rag.index import open_index
+
+    settings = settings_with(index__dir=index)
+    loaded = guarded(lambda: open_index(settings.index.dir))
+    console.print_json(json.dumps(loaded.manifest, ensure_ascii=False))
+    loaded.close()
+
+
+def _register_plugins() -> None:
+    for entry in entry_points(group="rag.commands"):
+        entry.load()(app)
+
+
+def main() -> None:
+    _register_plugins()
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

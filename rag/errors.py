@@ -1,0 +1,94 @@
+"""The errors the core raises; the API and the CLI map them to status and exit codes.
+
+Every message names the cause and the fix. The tree::
+
+    RagError
+    ├── ConfigError              bad settings or arguments
+    ├── InputError               a request the service cannot take (empty question, bad filter)
+    ├── IndexError_              the index folder
+    │   ├── IndexNotFoundError   no index where one was expected
+    │   └── IndexCorruptError    an index that cannot be read or does not match its manifest
+    ├── EmbeddingError           the embedding model could not be loaded or run
+    ├── IngestError              a corpus that cannot be ingested
+    │   └── DocumentParseError   one file that could not be parsed
+    └── LLMError                 the language model server
+        ├── LLMUnavailableError  the server cannot be reached
+        ├── LLMTimeoutError      the server did not answer in time
+        ├── LLMResponseError     the server answered with an error or an unusable reply
+        └── LLMServerError       the local vLLM server could not be installed, prepared or started
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DocumentParseError",
+    "EmbeddingError",
+    "IndexCorruptError",
+    "IndexError_",
+    "IndexNotFoundError",
+    "IngestError",
+    "InputError",
+    "LLMError",
+    "LLMResponseError",
+    "LLMServerError",
+    "LLMTimeoutError",
+    "LLMUnavailableError",
+    "RagError",
+]
+
+
+class RagError(Exception):
+    """Base of every error the project raises on purpose."""
+
+
+class ConfigError(RagError):
+    """Settings or arguments that cannot work together."""
+
+
+class InputError(RagError):
+    """A request the service cannot take as given."""
+
+
+class IndexError_(RagError):  # noqa: N801 - avoids shadowing the built-in IndexError
+    """Something is wrong with the index folder."""
+
+
+class IndexNotFoundError(IndexError_):
+    """No index exists where one was expected."""
+
+
+class IndexCorruptError(IndexError_):
+    """An index that cannot be read or disagrees with its manifest."""
+
+
+class EmbeddingError(RagError):
+    """The embedding model could not be loaded or run."""
+
+
+class IngestError(RagError):
+    """A corpus that cannot be ingested."""
+
+
+class DocumentParseError(IngestError):
+    """One source file that could not be parsed."""
+
+
+class LLMError(RagError):
+    """The language model server failed."""
+
+
+class LLMUnavailableError(LLMError):
+    """The language model server cannot be reached."""
+
+
+class LLMTimeoutError(LLMError):
+    """The language model server did not answer in time."""
+
+
+class LLMResponseError(LLMError):
+    """The language model server answered with an error or an unusable reply."""
+
+
+class LLMServerError(LLMError):
+    """The local vLLM server could not be installed, prepared or started."""

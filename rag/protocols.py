@@ -1,0 +1,78 @@
+"""One interface per swappable role; implementations are named <Backend><Role>."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from rag.types import Filters, Message, ScoredChunk
+
+__all__ = ["Embedder", "LLMClient", "Retriever", "VectorIndex"]
+
+Vectors = npt.NDArray[np.float32]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns text into L2-normalised float32 vectors."""
+
+    @property
+    def name(self) -> str:
+        """A stable identifier of the model, recorded in the index manifest."""
+        ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest input, in the model's tokens, that is embedded without truncation."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors: ...
+
+    def embed_query(self, text: str) -> Vectors: ...
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Nearest-neighbour search over vectors keyed by integer chunk ids."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def add(self, ids: Sequence[int], vectors: Vectors) -> None: ...
+
+    def search(
+        self, query: Vectors, k: int, allowed_ids: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]: ...
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """Finds the chunks most relevant to a question."""
+
+    def retrieve(
+        self, question: str, *, top_k: int, filters: Filters | None = None
+    ) -> list[ScoredChunk]: ...
+
+
+@runtime_checkable
+class LLMClient(Protocol):
+    """A chat model behind an OpenAI-compatible API."""
+
+    @property
+    def model(self) -> str: ...
+
+    async def complete(self, messages: Sequence[Message]) -> str: ...
+
+    def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]: ...
+
+    async def aclose(self) -> None: ...

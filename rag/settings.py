@@ -1,0 +1,101 @@
+"""All configuration, read only by the entry points (CLI, API factory).
+
+Sources, highest first: environment variables (prefix RAG_, nesting with __, e.g.
+RAG_LLM__BASE_URL), a `rag.toml` in the working directory (or the file named by RAG_CONFIG),
+then these defaults, which work offline on a laptop.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+__all__ = [
+    "ApiSettings", "ChunkingSettings", "EmbeddingSettings", "IndexSettings", "LLMServerSettings",
+    "LLMSettings", "RetrievalSettings", "Settings",
+]
+
+
+class EmbeddingSettings(BaseModel):
+    backend: str = "sentence-transformers"
+    model: str = "all-MiniLM-L6-v2"
+    device: str = "auto"
+    batch_size: int = Field(32, ge=1)
+
+
+class ChunkingSettings(BaseModel):
+    chunk_tokens: int = Field(160, ge=32)
+    overlap_tokens: int = Field(24, ge=0)
+
+
+class IndexSettings(BaseModel):
+    dir: Path = Path("data/index")
+    gpu: Literal["auto", "on", "off"] = "auto"
+
+
+class RetrievalSettings(BaseModel):
+    top_k: int = Field(4, ge=1)
+    max_top_k: int = Field(20, ge=1)
+
+
+class LLMSettings(BaseModel):
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "gemma-3-270m"
+    api_key: SecretStr = SecretStr("EMPTY")
+    timeout_s: float = Field(60.0, gt=0)
+    connect_timeout_s: float = Field(5.0, gt=0)
+    max_retries: int = Field(0, ge=0)
+    max_tokens: int = Field(192, ge=1)
+    temperature: float = Field(0.0, ge=0)
+    prompt: str = "answer"
+    prompt_version: str = "latest"
+
+
+class LLMServerSettings(BaseModel):
+    """The local vLLM server that `rag llm serve` starts."""
+
+    model: str | None = None
+    served_model_name: str = "gemma-3-270m"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    home: Path = Path("~/.cache/rag/vllm")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_model_len: int = 2048
+    enforce_eager: bool = True
+    startup_timeout_s: float = 900.0
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_question_chars: int = Field(2000, ge=1)
+
+
+class Settings(BaseSettings):
+    """Every setting of the service, grouped by component."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", extra="forbid")
+
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    index: IndexSettings = IndexSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    llm: LLMSettings = LLMSettings()
+    llm_server: LLMServerSettings = LLMServerSettings()
+    api: ApiSettings = ApiSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("RAG_CONFIG", "rag.toml"))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))

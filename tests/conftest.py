@@ -1,0 +1,96 @@
+"""Shared fixtures: a tiny hash-embedded index for fast tests, the real sample index for slow ones,
+a scripted OpenAI-compatible server, and a real uvicorn server on localhost."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from ingest.chunking import StructureAwareChunker
+from ingest.job import IngestJob
+from rag.embedders import HashEmbedder
+from rag.testing import ScriptedOpenAIServer
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_CORPUS = REPO / "samples" / "corpus"
+SAMPLE_QUESTIONS = REPO / "samples" / "questions.jsonl"
+
+TINY_CORPUS = {
+    "policies/returns.md": "# Returns policy\n\nEffective date: 2025-04-01.\n\n## Return window\n\n"
+    "You can return most items within 45 days of delivery. Opened electronics carry a 15% restocking fee.\n",
+    "policies/shipping.txt": "Shipping policy\n\nStandard shipping takes 3 to 5 business days. "
+    "Orders over $75 ship free within the contiguous United States.\n",
+    "docs/aurora.md": "# Aurora X2 headlamp\n\nThe Aurora X2 gives 650 lumens and is rated IPX7. "
+    "It charges over USB-C in about 4 hours.\n",
+    "tickets/tickets.jsonl": '{"ticket_id": "T-1", "status": "resolved", "subject": "Kettle will not turn on", '
+    '"customer_message": "My BrewPoint kettle does not heat.", "agent_resolution": "Reset by holding the '
+    'power button for 10 seconds; it heats again.", "product": "BrewPoint"}\n'
+    '{"ticket_id": "T-2", "status": "open", "subject": "Where is my order", '
+    '"customer_message": "Still waiting.", "agent_resolution": "", "product": ""}\n',
+}
+
+
+def write_corpus(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny corpus ingested with real unstructured and a hash embedder (fast)."""
+    root = tmp_path_factory.mktemp("tiny")
+    corpus = write_corpus(root / "corpus", TINY_CORPUS)
+    embedder = HashEmbedder()
+    job = IngestJob(embedder=embedder, chunker=StructureAwareChunker(count_tokens=embedder.count_tokens,
+                                                                     chunk_tokens=64, overlap_tokens=8),
+                    index_dir=root / "index")
+    job.run([corpus])
+    return root / "index"
+
+
+@pytest.fixture()
+def llm_server() -> Iterator[ScriptedOpenAIServer]:
+    with ScriptedOpenAIServer() as server:
+        yield server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running(app: FastAPI) -> Iterator[str]:
+    """Serve `app` with a real uvicorn on localhost; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
