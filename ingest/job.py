@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -141,7 +142,14 @@ class IngestJob:
     def _write(self, chunks: list[Chunk], vectors: Any, report: IngestReport) -> str:
         self._index_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{self._index_dir.name}.new-", dir=self._index_dir.parent))
-        files = IndexFiles(staging)
+        try:
+            manifest = self._write_files(IndexFiles(staging), chunks, vectors, report)
+            replace_index_dir(staging, self._index_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return str(manifest["version"])
+
+    def _write_files(self, files: IndexFiles, chunks: list[Chunk], vectors: Any, report: IngestReport) -> dict[str, Any]:
         index = FaissIndex(dimension=self._embedder.dimension, gpu=self._gpu)
         index.add([c.id for c in chunks], vectors)
         index.save(files.vectors)
@@ -150,8 +158,7 @@ class IngestJob:
         store.close()
         manifest = self._manifest(chunks, report)
         files.manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-        replace_index_dir(staging, self._index_dir)
-        return str(manifest["version"])
+        return manifest
 
     def _manifest(self, chunks: list[Chunk], report: IngestReport) -> dict[str, Any]:
         created = datetime.now(UTC)
