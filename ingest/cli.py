@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ingest.chunking import StructureAwareChunker
@@ -15,7 +16,7 @@ from ingest.job import IngestJob, IngestReport
 from rag.cli import exit_with, settings_with
 from rag.errors import RagError
 from rag.factory import build_embedder
-from rag.types import DOC_TYPES, DocType
+from rag.types import DOC_TYPES
 
 __all__ = ["ingest", "register"]
 
@@ -42,7 +43,7 @@ def ingest(
                                         chunk_tokens=settings.chunking.chunk_tokens,
                                         overlap_tokens=settings.chunking.overlap_tokens)
         with _progress() as bar:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def show(stage: str, done: int, total: int) -> None:
                 if stage not in tasks:
@@ -51,7 +52,7 @@ def ingest(
 
             job = IngestJob(embedder=embedder, chunker=chunker, index_dir=settings.index.dir,
                             gpu=settings.index.gpu, include_unresolved_tickets=include_unresolved, progress=show)
-            report = job.run(paths, doc_type=cast(DocType | None, doc_type))
+            report = job.run(paths, doc_type=doc_type)
     except RagError as exc:
         exit_with(exc)
     print_report(report)
@@ -75,7 +76,7 @@ def print_report(report: IngestReport) -> None:
         console.print(f"  [red]failed[/]  {source}: {reason}", highlight=False)
 
 
-def _counts(counter: dict[str, object]) -> str:
+def _counts(counter: Mapping[str, object]) -> str:
     return ", ".join(f"{key} {value}" for key, value in sorted(counter.items()))
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from rag.errors import ConfigError, IndexError_, InputError, LLMError, RagError
+from rag.errors import ConfigError, IndexFolderError, InputError, LLMError, RagError
 from rag.settings import Settings
 
 __all__ = ["app", "exit_with", "main", "settings_with"]
@@ -27,7 +27,7 @@ console = Console()
 err = Console(stderr=True)
 
 _EXIT_CODES: tuple[tuple[type[RagError], int], ...] = (
-    (InputError, 2), (ConfigError, 2), (IndexError_, 3), (LLMError, 4),
+    (InputError, 2), (ConfigError, 2), (IndexFolderError, 3), (LLMError, 4),
 )
 
 IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [default: RAG_INDEX__DIR or data/index].")]
@@ -161,8 +161,9 @@ def llm_serve(
         model=options.model, served_model_name=options.served_model_name, host=options.host, port=options.port,
         home=options.home.expanduser(), device=options.device, max_model_len=options.max_model_len,
         enforce_eager=options.enforce_eager, startup_timeout_s=options.startup_timeout_s,
+        echo=lambda line: err.print(line, highlight=False),
     )
-    guarded(lambda: server.serve_forever(echo=lambda line: err.print(f"[dim]{line}[/]", highlight=False)))
+    guarded(server.serve_forever)
 
 
 @app.command("index")

@@ -5,7 +5,7 @@ Every message names the cause and the fix. The tree::
     RagError
     ├── ConfigError              bad settings or arguments
     ├── InputError               a request the service cannot take (empty question, bad filter)
-    ├── IndexError_              the index folder
+    ├── IndexFolderError              the index folder
     │   ├── IndexNotFoundError   no index where one was expected
     │   └── IndexCorruptError    an index that cannot be read or does not match its manifest
     ├── EmbeddingError           the embedding model could not be loaded or run
@@ -25,7 +25,7 @@ __all__ = [
     "DocumentParseError",
     "EmbeddingError",
     "IndexCorruptError",
-    "IndexError_",
+    "IndexFolderError",
     "IndexNotFoundError",
     "IngestError",
     "InputError",
@@ -50,15 +50,15 @@ class InputError(RagError):
     """A request the service cannot take as given."""
 
 
-class IndexError_(RagError):  # noqa: N801 - avoids shadowing the built-in IndexError
+class IndexFolderError(RagError):
     """Something is wrong with the index folder."""
 
 
-class IndexNotFoundError(IndexError_):
+class IndexNotFoundError(IndexFolderError):
     """No index exists where one was expected."""
 
 
-class IndexCorruptError(IndexError_):
+class IndexCorruptError(IndexFolderError):
     """An index that cannot be read or disagrees with its manifest."""
 
 

@@ -94,3 +94,24 @@ def running(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def minilm() -> object:
+    """The real all-MiniLM-L6-v2, loaded once per test session."""
+    from rag.embedders import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture(scope="session")
+def sample_index(tmp_path_factory: pytest.TempPathFactory, minilm: object) -> tuple[Path, object]:
+    """The bundled sample corpus ingested with the real model, unstructured and FAISS (~1 min)."""
+    from rag.protocols import Embedder
+
+    assert isinstance(minilm, Embedder)
+    index_dir = tmp_path_factory.mktemp("sample") / "index"
+    job = IngestJob(embedder=minilm, index_dir=index_dir,
+                    chunker=StructureAwareChunker(count_tokens=minilm.count_tokens))
+    report = job.run([SAMPLE_CORPUS])
+    return index_dir, report

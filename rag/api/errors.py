@@ -9,8 +9,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from rag.errors import (
-    ConfigError, EmbeddingError, IndexError_, InputError, LLMResponseError, LLMTimeoutError,
-    LLMUnavailableError, RagError,
+    ConfigError,
+    EmbeddingError,
+    IndexFolderError,
+    InputError,
+    LLMResponseError,
+    LLMTimeoutError,
+    LLMUnavailableError,
+    RagError,
 )
 
 __all__ = ["error_response", "install_error_handlers", "status_for"]
@@ -19,7 +25,7 @@ log = logging.getLogger("rag.api")
 
 _STATUS: tuple[tuple[type[RagError], int, str], ...] = (
     (InputError, 422, "invalid_request"),
-    (IndexError_, 503, "index_unavailable"),
+    (IndexFolderError, 503, "index_unavailable"),
     (LLMUnavailableError, 503, "llm_unavailable"),
     (LLMTimeoutError, 504, "llm_timeout"),
     (LLMResponseError, 502, "llm_error"),

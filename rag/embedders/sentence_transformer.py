@@ -93,7 +93,7 @@ class SentenceTransformerEmbedder:
 
     @property
     def max_tokens(self) -> int:
-        return int(self._model.max_seq_length)
+        return int(self._model.max_seq_length or 512)
 
     @property
     def device(self) -> str:
@@ -107,7 +107,8 @@ class SentenceTransformerEmbedder:
         return self._encode(list(texts))
 
     def embed_query(self, text: str) -> Vectors:
-        return self._encode([text])[0]
+        vector: Vectors = self._encode([text])[0]
+        return vector
 
     def _encode(self, texts: list[str]) -> Vectors:
         if not texts:
@@ -123,4 +124,5 @@ class SentenceTransformerEmbedder:
                 )
             except RuntimeError as exc:
                 raise EmbeddingError(f"embedding failed: {exc}") from exc
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        matrix: Vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        return matrix

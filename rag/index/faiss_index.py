@@ -103,7 +103,7 @@ class FaissIndex:
 
     def _search_selected(self, matrix: Vectors, k: int, allowed: set[int]) -> list[tuple[int, float]]:
         selector = faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64))
-        params = faiss.SearchParameters(sel=selector)
+        params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         scores, ids = self._cpu.search(matrix, min(k, len(allowed)), params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i != -1]
 

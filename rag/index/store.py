@@ -60,7 +60,8 @@ class ChunkStore:
         return {row[0]: _from_row(row) for row in rows}
 
     def ids_matching(self, filters: Filters) -> list[int]:
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[str] = []
         for column, values in (
             ("doc_type", filters.doc_types),
             ("language", filters.languages),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import httpx
 import openai
 
 from rag.errors import LLMError, LLMResponseError, LLMTimeoutError, LLMUnavailableError
@@ -37,7 +36,7 @@ class OpenAICompatibleLLM:
             self._params["stop"] = list(stop)
         self._client = openai.AsyncOpenAI(
             base_url=self._base_url, api_key=api_key, max_retries=max_retries,
-            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            timeout=openai.Timeout(timeout_s, connect=connect_timeout_s),
         )
 
     @property

@@ -31,5 +31,5 @@ def test_hit_rates_and_mrr() -> None:
 def test_load_questions_reports_bad_lines(tmp_path: Path) -> None:
     path = tmp_path / "q.jsonl"
     path.write_text('{"id": "q1", "question": "?", "expected_sources": ["a"]}\n{"id": "q2"}\n')
-    with pytest.raises(ValueError, match="q.jsonl:2"):
+    with pytest.raises(ValueError, match=r"q\.jsonl:2"):
         load_questions(path)

@@ -46,7 +46,7 @@ def test_bad_rows_name_file_and_line(tmp_path: Path) -> None:
         TicketLoader().load(bad_json, source="bad.jsonl", doc_type="ticket")
     missing = write_jsonl(tmp_path / "missing.jsonl", [{"ticket_id": "X", "status": "resolved", "subject": "s",
                                                         "customer_message": ""}])
-    with pytest.raises(DocumentParseError, match="missing.jsonl:1: ticket lacks customer_message"):
+    with pytest.raises(DocumentParseError, match=r"missing\.jsonl:1: ticket lacks customer_message"):
         TicketLoader().load(missing, source="m.jsonl", doc_type="ticket")
 
 

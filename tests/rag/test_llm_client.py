@@ -43,7 +43,7 @@ def test_complete_stream_and_models(llm_server: ScriptedOpenAIServer) -> None:
 
 
 def test_unreachable_server() -> None:
-    with pytest.raises(LLMUnavailableError, match="unreachable.*rag llm serve"):
+    with pytest.raises(LLMUnavailableError, match=r"unreachable.*rag llm serve"):
         run(lambda llm: llm.complete(MESSAGES), base_url=f"http://127.0.0.1:{free_port()}/v1", model="m")
 
 
