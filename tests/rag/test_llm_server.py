@@ -214,7 +214,9 @@ def test_a_server_that_dies_reports_the_log_tail(tmp_path: Path) -> None:
     with pytest.raises(LLMServerError) as caught:
         srv.start()
     message = str(caught.value)
-    assert "exit code 3" in message and "boom, the engine failed" in message
+    headline = message.splitlines()[0]
+    assert "exit code 3" in headline and "RuntimeError: boom, the engine failed" in headline
+    assert "fix: " in headline
     assert "log line 40" in message and "log line 5\n" not in message  # only the tail
     assert str(srv.log_path) in message
     assert not alive(int(recorded(srv)["child"]))
@@ -354,3 +356,5 @@ def test_plain_qa_template_ends_with_answer() -> None:
         ],
     )
     assert prompt == "<bos>Use the passages.\n[1] A.\n[2] B.\n\nQuestion: What is A?\nAnswer:"
+
+# The real server is exercised end to end (and its processes checked gone) in tests/e2e.
