@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from rag.errors import ConfigError, IndexFolderError, InputError, LLMError, RagError
@@ -41,12 +42,20 @@ def exit_with(exc: RagError) -> NoReturn:
 
 def settings_with(**overrides: Any) -> Settings:
     """Settings from env/rag.toml, with the command line's values on top (None = not given)."""
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        exit_with(ConfigError("; ".join(_setting_problem(e) for e in exc.errors())))
     for dotted, value in overrides.items():
         if value is not None:
             section, name = dotted.split("__")
             setattr(getattr(settings, section), name, value)
     return settings
+
+
+def _setting_problem(error: Any) -> str:
+    name = "__".join(str(part) for part in error["loc"]).upper()
+    return f"invalid setting RAG_{name}: {error['msg']} (fix it in the environment or rag.toml)"
 
 
 def guarded(func: Callable[[], Any]) -> Any:

@@ -41,7 +41,7 @@ def build_llm(settings: Settings, *, stop: tuple[str, ...] = ()) -> OpenAICompat
     return OpenAICompatibleLLM(
         base_url=llm.base_url, model=llm.model, api_key=llm.api_key.get_secret_value(),
         timeout_s=llm.timeout_s, connect_timeout_s=llm.connect_timeout_s, max_retries=llm.max_retries,
-        max_tokens=llm.max_tokens, temperature=llm.temperature, stop=stop,
+        max_tokens=llm.max_tokens, temperature=llm.temperature, stop=stop if llm.stop is None else tuple(llm.stop),
     )
 
 
@@ -61,6 +61,7 @@ def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Ru
         index.close()
         raise ConfigError(f"{exc} (RAG_LLM__PROMPT / RAG_LLM__PROMPT_VERSION)") from exc
     llm = build_llm(settings, stop=prompt.stop)
+    embedder.embed_query("warm-up")  # load the model now, not on the first request
     retriever = DenseRetriever(embedder=embedder, vectors=index.vectors, store=index.store)
     pipeline = RagPipeline(
         retriever=retriever, llm=llm, prompt=prompt, index_version=index.version,

@@ -51,6 +51,7 @@ class LLMSettings(BaseModel):
     max_retries: int = Field(0, ge=0)
     max_tokens: int = Field(192, ge=1)
     temperature: float = Field(0.0, ge=0)
+    stop: list[str] | None = Field(None, max_length=4, description="replaces the prompt's stop sequences")
     prompt: str = "answer"
     prompt_version: str = "latest"
 

@@ -10,6 +10,9 @@ llm_port="${RAG_LLM_SERVER__PORT:-8000}"
 api_port="${RAG_API__PORT:-8080}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export RAG_LLM__BASE_URL="${RAG_LLM__BASE_URL:-http://127.0.0.1:$llm_port/v1}"
+# The packaged demo model is a small BASE model that repeats itself after its first line:
+# keep its answers to one line. An instruct model needs neither setting.
+export RAG_LLM__STOP="${RAG_LLM__STOP:-[\"\\n\"]}" RAG_LLM__MAX_TOKENS="${RAG_LLM__MAX_TOKENS:-64}"
 
 stop() {
   for name in api llm; do
@@ -66,7 +69,7 @@ wait_for "http://127.0.0.1:$api_port/health" 300 "the API" "$logs/api.log"
 for question in \
   "How many days do I have to return an item?" \
   "How long does it take the Aurora X2 headlamp to charge?" \
-  "What does error code E04 mean on the Volt 300 power station?" \
+  "What is the warranty on the Cascade 2P tent?" \
   "Do you ship to Canada, and how much does it cost?"; do
   echo
   echo "Q: $question"

@@ -7,7 +7,7 @@ from typing import Any
 
 import openai
 
-from rag.errors import LLMError, LLMResponseError, LLMTimeoutError, LLMUnavailableError
+from rag.errors import ConfigError, LLMError, LLMResponseError, LLMTimeoutError, LLMUnavailableError
 from rag.types import Message
 
 __all__ = ["OpenAICompatibleLLM"]
@@ -29,6 +29,8 @@ class OpenAICompatibleLLM:
         temperature: float = 0.0,
         stop: Sequence[str] = (),
     ) -> None:
+        if len(stop) > 4:
+            raise ConfigError(f"{len(stop)} stop sequences given; OpenAI-compatible servers accept at most 4")
         self._base_url = base_url.rstrip("/")
         self._model = model
         self._params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}

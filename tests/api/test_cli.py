@@ -56,3 +56,10 @@ def test_bad_arguments_get_one_clear_line(tmp_path: Path, args: tuple[str, ...],
     out = rag(*args, cwd=tmp_path, env={"RAG_EMBEDDING__BACKEND": "hash", "RAG_EMBEDDING__MODEL": "hash-64"})
     assert out.returncode != 0
     assert fragment in " ".join(out.stderr.split()) and "Traceback" not in out.stderr
+
+
+def test_an_invalid_setting_is_one_line_naming_the_variable(tmp_path: Path) -> None:
+    out = rag("ask", "hi", cwd=tmp_path, env={"RAG_LLM__TIMEOUT_S": "soon"})
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith("error: invalid setting RAG_LLM__TIMEOUT_S")
+    assert len(out.stderr.strip().splitlines()) == 1

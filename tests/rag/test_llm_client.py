@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import pytest
 
-from rag.errors import LLMResponseError, LLMTimeoutError, LLMUnavailableError
+from rag.errors import ConfigError, LLMResponseError, LLMTimeoutError, LLMUnavailableError
 from rag.llm import OpenAICompatibleLLM
 from rag.testing import ScriptedOpenAIServer
 from rag.types import Message
@@ -67,3 +67,8 @@ def test_dropped_connection(llm_server: ScriptedOpenAIServer) -> None:
     llm_server.fault = "drop"
     with pytest.raises(LLMUnavailableError):
         run(lambda llm: llm.complete(MESSAGES), base_url=llm_server.base_url, model="scripted")
+
+
+def test_more_than_four_stop_sequences_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="at most 4"):
+        OpenAICompatibleLLM(base_url="http://127.0.0.1:9/v1", model="m", stop=["a", "b", "c", "d", "e"])
