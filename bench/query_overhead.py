@@ -6,7 +6,7 @@ Rows (median over the queries, after a warm-up):
   retrieve          our DenseRetriever: embed + FAISS + chunk fetch        (baseline)
   langchain invoke  the same retriever through the LangChain adapter       ratio vs retrieve
   pipeline ask      full RagPipeline.ask with an in-process scripted LLM   ratio vs retrieve
-  client per req    constructing an OpenAI client per request              ratio vs reusing one (≈0)
+  client per req    constructing an OpenAI client (the service builds one per process) ratio vs retrieve
 """
 
 from __future__ import annotations
@@ -40,14 +40,18 @@ QUESTIONS = [
 ]
 
 
-def median_ms(func: Callable[[], object], runs: int) -> float:
-    func()
-    samples = []
-    for _ in range(runs):
-        tick = time.perf_counter()
-        func()
-        samples.append((time.perf_counter() - tick) * 1000)
-    return statistics.median(samples)
+def medians_ms(cases: dict[str, Callable[[str], object]], runs: int) -> dict[str, float]:
+    """Median time of each case, interleaved round by round on the same question so drift hits all alike."""
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for run in range(runs + 1):
+        question = QUESTIONS[run % len(QUESTIONS)]
+        names = list(cases)[run % len(cases):] + list(cases)[: run % len(cases)]
+        for name in names:
+            tick = time.perf_counter()
+            cases[name](question)
+            if run:  # round 0 warms up
+                samples[name].append((time.perf_counter() - tick) * 1000)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main() -> None:
@@ -65,25 +69,19 @@ def main() -> None:
     ours = DenseRetriever(embedder=embedder, vectors=index.vectors, store=index.store)
     chain = LangChainRetriever(retriever=ours, top_k=4)
     pipeline = RagPipeline(retriever=ours, llm=ScriptedLLM(), prompt=prompts.load("answer"), index_version=index.version)
-    counter = iter(range(10**9))
-
-    def question() -> str:
-        return QUESTIONS[next(counter) % len(QUESTIONS)]
-
-    n = args.queries
-    base = median_ms(lambda: ours.retrieve(question(), top_k=4), n)
-    rows = [
-        ("retrieve (baseline)", base, 1.0),
-        ("langchain invoke", (lc := median_ms(lambda: chain.invoke(question()), n)), lc / base),
-        ("pipeline ask", (pa := median_ms(lambda: asyncio.run(pipeline.ask(question())), n)), pa / base),
-    ]
-    reuse = OpenAICompatibleLLM(base_url="http://127.0.0.1:9/v1", model="m")
-    per_request = median_ms(lambda: OpenAICompatibleLLM(base_url="http://127.0.0.1:9/v1", model="m"), n)
-    rows.append(("client per request", per_request, per_request / base))
+    cases: dict[str, Callable[[str], object]] = {
+        "retrieve (baseline)": lambda q: ours.retrieve(q, top_k=4),
+        "langchain invoke": chain.invoke,
+        "pipeline ask": lambda q: asyncio.run(pipeline.ask(q)),
+        "client per request": lambda q: OpenAICompatibleLLM(base_url="http://127.0.0.1:9/v1", model="m"),
+    }
+    results = medians_ms(cases, args.queries)
+    base = results["retrieve (baseline)"]
+    rows = [(name, ms, ms / base) for name, ms in results.items()]
     print(f"{'case':<22}{'median ms':>12}{'x retrieve':>12}")
     for name, ms, ratio in rows:
         print(f"{name:<22}{ms:>12.2f}{ratio:>12.2f}")
-    print(f"\nindex: {len(index.vectors)} chunks, {n} queries; reused client object: {reuse.model}")
+    print(f"\nindex: {len(index.vectors)} chunks, {args.queries} interleaved rounds after one warm-up round")
 
 
 if __name__ == "__main__":
