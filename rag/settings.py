@@ -66,7 +66,7 @@ class LLMServerSettings(BaseModel):
     home: Path = Path("~/.cache/rag/vllm")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     max_model_len: int = 2048
-    enforce_eager: bool = True
+    enforce_eager: bool | None = None  # None: eager on the CPU, CUDA graphs on a GPU
     startup_timeout_s: float = 900.0
 
 

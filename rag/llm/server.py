@@ -90,7 +90,7 @@ class VLLMServer:
         python: Path | None = None,
         device: Device = "auto",
         max_model_len: int = 2048,
-        enforce_eager: bool = True,
+        enforce_eager: bool | None = None,
         kv_cache_gib: int = 1,
         chat_template: Path | None = None,
         startup_timeout_s: float = 600.0,
@@ -237,7 +237,10 @@ class VLLMServer:
             "--max-model-len": str(self.max_model_len),
         }
         argv = [str(self.venv_python), "-m", SERVER_MODULE, *chain.from_iterable(options.items())]
-        if self.enforce_eager:
+        # None: eager on the CPU (starts in ~40 s instead of ~160 s at no measured speed loss),
+        # CUDA graphs on a GPU.
+        eager = self.enforce_eager if self.enforce_eager is not None else self.resolved_device == "cpu"
+        if eager:
             argv.append("--enforce-eager")
         template = self.chat_template or (PLAIN_QA_TEMPLATE if self.model is None else None)
         if template is not None:
@@ -246,7 +249,9 @@ class VLLMServer:
 
     def env(self) -> dict[str, str]:
         """The variables the server gets on top of the inherited environment."""
-        extra = {"VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gib), "VLLM_CACHE_ROOT": str(self.home / "cache")}
+        extra = {"VLLM_CACHE_ROOT": str(self.home / "cache")}
+        if self.resolved_device == "cpu":
+            extra["VLLM_CPU_KVCACHE_SPACE"] = str(self.kv_cache_gib)
         if self.model is None:
             extra |= {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         return extra

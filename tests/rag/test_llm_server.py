@@ -184,6 +184,13 @@ def test_command_for_a_given_model(tmp_path: Path) -> None:
     assert srv.packages() == ["vllm"]
 
 
+def test_eager_and_cpu_kv_cache_follow_the_device_by_default(tmp_path: Path) -> None:
+    gpu = VLLMServer(model="org/instruct", home=tmp_path, device="cuda")
+    cpu = VLLMServer(home=tmp_path, device="cpu")
+    assert "--enforce-eager" not in gpu.command() and "VLLM_CPU_KVCACHE_SPACE" not in gpu.env()
+    assert "--enforce-eager" in cpu.command() and cpu.env()["VLLM_CPU_KVCACHE_SPACE"] == "1"
+
+
 # -- start and stop ----------------------------------------------------------------------------
 
 
