@@ -13,9 +13,7 @@ from rich.table import Table
 from eval.retrieval import evaluate_retrieval, load_questions
 from rag.cli import exit_with, settings_with
 from rag.errors import RagError
-from rag.factory import build_embedder
-from rag.index import open_index
-from rag.retrieval import DenseRetriever
+from rag.factory import build_retriever
 
 __all__ = ["register", "retrieval"]
 
@@ -36,9 +34,9 @@ def retrieval(
     """
     settings = settings_with(index__dir=index)
     try:
-        loaded = open_index(settings.index.dir, gpu=settings.index.gpu)
-        retriever = DenseRetriever(embedder=build_embedder(settings), vectors=loaded.vectors, store=loaded.store)
+        retriever, loaded = build_retriever(settings)
         report = evaluate_retrieval(retriever, load_questions(questions), k=k)
+        loaded.close()
     except RagError as exc:
         exit_with(exc)
     table = Table(title=f"Retrieval on {questions} ({report.cases} answerable questions)")

@@ -44,16 +44,13 @@ class StructureAwareChunker:
             raise ValueError(f"overlap_tokens ({overlap_tokens}) must be below chunk_tokens ({chunk_tokens})")
         self._count = count_tokens
         self._chunk_tokens = chunk_tokens
-        self._splitter = RecursiveCharacterTextSplitter(
-            chunk_size=chunk_tokens, chunk_overlap=overlap_tokens, length_function=count_tokens,
-            separators=["\n\n", "\n", "。", ". ", "，", ", ", " ", ""], keep_separator="end",
-        )
+        self._overlap_tokens = overlap_tokens
 
     @property
     def settings(self) -> dict[str, int | str]:
         """What the manifest records, so a change of settings is visible."""
         return {"name": "structure-aware", "chunk_tokens": self._chunk_tokens,
-                "overlap_tokens": self._splitter._chunk_overlap}
+                "overlap_tokens": self._overlap_tokens}
 
     def split(self, document: SourceDocument) -> list[ChunkPiece]:
         budget = max(16, self._chunk_tokens - self._count(document.title) - 4)
@@ -65,9 +62,8 @@ class StructureAwareChunker:
         if self._count(_unit_text(unit)) <= budget:
             return [unit]
         room = max(16, budget - self._count(unit.heading) - 1)
-        splitter = self._splitter if room >= self._chunk_tokens else RecursiveCharacterTextSplitter(
-            chunk_size=room, chunk_overlap=min(self._splitter._chunk_overlap, room // 4),
-            length_function=self._count,
+        splitter = RecursiveCharacterTextSplitter(
+            chunk_size=room, chunk_overlap=min(self._overlap_tokens, room // 4), length_function=self._count,
         )
         return [_Unit(unit.heading, piece, unit.page) for piece in splitter.split_text(unit.body)]
 

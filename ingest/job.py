@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ingest.chunking import StructureAwareChunker
 from ingest.documents import SourceDocument
 from ingest.sources import SourceFile, discover
@@ -96,7 +98,10 @@ class IngestJob:
             if not root.exists():
                 raise IngestError(f"corpus path {root} does not exist: pass a folder or file to ingest")
             for item in discover(root, doc_type=doc_type, include_unresolved_tickets=self._include_unresolved):
-                (files.append(item) if item.loader else report.skipped.append((item.source, item.skip_reason)))
+                if item.loader is None:
+                    report.skipped.append((item.source, item.skip_reason))
+                else:
+                    files.append(item)
         report.files = len(files)
         return files
 
@@ -110,10 +115,11 @@ class IngestJob:
             except RagError as exc:
                 report.failed.append((item.source, str(exc)))
                 continue
-            if not loaded:
+            if loaded:
+                documents.extend(loaded)
+                report.by_format[item.path.suffix.lower().lstrip(".")] += 1
+            else:
                 report.skipped.append((item.source, "no text in file"))
-            documents.extend(loaded)
-            report.by_format[item.path.suffix.lower().lstrip(".")] += 1 if loaded else 0
             self._progress("parse", done, len(files))
         report.timings_s["parse"] = time.perf_counter() - tick
         return documents
@@ -130,8 +136,6 @@ class IngestJob:
         return chunks
 
     def _embed(self, chunks: list[Chunk]) -> Any:
-        import numpy as np
-
         parts = []
         for start in range(0, len(chunks), self._batch_size):
             batch = chunks[start : start + self._batch_size]

@@ -14,7 +14,7 @@ from rag.registry import create_embedder
 from rag.retrieval import DenseRetriever
 from rag.settings import Settings
 
-__all__ = ["Runtime", "build_embedder", "build_llm", "build_runtime"]
+__all__ = ["Runtime", "build_embedder", "build_llm", "build_retriever", "build_runtime"]
 
 
 @dataclass(slots=True)
@@ -45,8 +45,8 @@ def build_llm(settings: Settings, *, stop: tuple[str, ...] = ()) -> OpenAICompat
     )
 
 
-def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Runtime:
-    """Open the index, check it matches the embedder, and wire the pipeline."""
+def build_retriever(settings: Settings, *, embedder: Embedder | None = None) -> tuple[DenseRetriever, LoadedIndex]:
+    """Open the index, check it was built with the configured embedding model, and wrap it."""
     index = open_index(settings.index.dir, gpu=settings.index.gpu)
     embedder = embedder or build_embedder(settings)
     if index.embedding_model != embedder.name:
@@ -55,14 +55,18 @@ def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Ru
             f"index at {settings.index.dir} was built with {index.embedding_model!r} but the "
             f"configured embedding model is {embedder.name!r}: re-run `rag ingest` or set RAG_EMBEDDING__MODEL"
         )
+    return DenseRetriever(embedder=embedder, vectors=index.vectors, store=index.store), index
+
+
+def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Runtime:
+    """The retriever, the prompt and one LLM client per process, wired into the pipeline."""
     try:
         prompt = prompts.load(settings.llm.prompt, settings.llm.prompt_version)
     except LookupError as exc:
-        index.close()
         raise ConfigError(f"{exc} (RAG_LLM__PROMPT / RAG_LLM__PROMPT_VERSION)") from exc
+    retriever, index = build_retriever(settings, embedder=embedder)
+    retriever.retrieve("warm-up", top_k=1)  # load the model now, not on the first request
     llm = build_llm(settings, stop=prompt.stop)
-    embedder.embed_query("warm-up")  # load the model now, not on the first request
-    retriever = DenseRetriever(embedder=embedder, vectors=index.vectors, store=index.store)
     pipeline = RagPipeline(
         retriever=retriever, llm=llm, prompt=prompt, index_version=index.version,
         top_k=settings.retrieval.top_k, max_top_k=settings.retrieval.max_top_k,

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import anyio.to_thread
 
 from prompts import PromptTemplate
 from rag.errors import InputError
-from rag.prompting import build_messages, make_citations
+from rag.prompting import build_messages, cited_numbers, make_citations
 from rag.protocols import LLMClient, Retriever
-from rag.types import Answer, Citation, Filters, ScoredChunk
+from rag.types import Answer, Filters, ScoredChunk
 
 __all__ = ["RagPipeline", "StreamEvent"]
 
@@ -65,7 +65,7 @@ class RagPipeline:
     ) -> AsyncIterator[StreamEvent]:
         timings: dict[str, float] = {}
         question, hits = await self._retrieve(question, top_k, filters, timings)
-        yield StreamEvent("citations", {"citations": [_asdict(c) for c in make_citations("", hits)]})
+        yield StreamEvent("citations", {"citations": [asdict(c) for c in make_citations("", hits)]})
         tick = time.perf_counter()
         parts: list[str] = []
         async for delta in self.llm.stream(build_messages(self.prompt, question, hits)):
@@ -75,7 +75,7 @@ class RagPipeline:
             yield StreamEvent("delta", {"text": delta})
         timings["generate"] = _ms_since(tick)
         text = "".join(parts).strip()
-        cited = [c.n for c in make_citations(text, hits) if c.cited]
+        cited = sorted(cited_numbers(text, len(hits)))
         yield StreamEvent("done", {"answer": text, "cited": cited, "model": self.llm.model,
                                    "index_version": self.index_version, "timings_ms": timings})
 
@@ -112,6 +112,3 @@ class RagPipeline:
 def _ms_since(tick: float) -> float:
     return round((time.perf_counter() - tick) * 1000, 2)
 
-
-def _asdict(citation: Citation) -> dict[str, Any]:
-    return {name: getattr(citation, name) for name in citation.__slots__}  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def test_ask_through_real_vllm(api: str) -> None:
     assert body["citations"] and [c["n"] for c in body["citations"]] == list(range(1, len(body["citations"]) + 1))
     retrieved = {c["source"] for c in body["citations"]}
     assert "policies/returns-policy-2025.md" in retrieved
-    for marker in {int(m) for m in __import__("re").findall(r"\[(\d+)\]", body["answer"])}:
+    for marker in {int(m) for m in re.findall(r"\[(\d+)\]", body["answer"])}:
         if 1 <= marker <= len(body["citations"]):
             assert body["citations"][marker - 1]["cited"] is True
     assert body["timings_ms"]["generate"] > 0 and body["timings_ms"]["total"] >= body["timings_ms"]["retrieve"]

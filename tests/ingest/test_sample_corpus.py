@@ -33,7 +33,7 @@ def test_metadata_of_chunks(sample_index: tuple[Path, IngestReport]) -> None:
     assert {c.doc_type for c in chunks if c.source.startswith("policies/")} == {"policy"}
     pdf_pages = [c.page for c in chunks if c.source.endswith(".pdf")]
     assert pdf_pages and all(isinstance(p, int) for p in pdf_pages)
-    assert max(index.vectors.dimension, 0) == 384
+    assert index.vectors.dimension == 384
 
 
 def test_only_resolved_tickets_are_indexed(sample_index: tuple[Path, IngestReport]) -> None:
