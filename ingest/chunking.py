@@ -18,6 +18,10 @@ from ingest.documents import SourceDocument
 __all__ = ["ChunkPiece", "StructureAwareChunker"]
 
 
+# Paragraphs, lines, then sentence and clause ends (Chinese marks included), then words.
+_SEPARATORS = ["\n\n", "\n", "。", "！", "？", ". ", "；", "，", ", ", " ", ""]
+
+
 @dataclass(frozen=True, slots=True)
 class ChunkPiece:
     """Chunk text with the section it starts in and its page."""
@@ -64,6 +68,7 @@ class StructureAwareChunker:
         room = max(16, budget - self._count(unit.heading) - 1)
         splitter = RecursiveCharacterTextSplitter(
             chunk_size=room, chunk_overlap=min(self._overlap_tokens, room // 4), length_function=self._count,
+            separators=_SEPARATORS, keep_separator="end",
         )
         return [_Unit(unit.heading, piece, unit.page) for piece in splitter.split_text(unit.body)]
 

@@ -48,6 +48,7 @@ def test_chinese_text_is_split_on_sentence_marks() -> None:
     text = "我们在五个工作日内发货。" * 20
     pieces = chunker.split(doc(Element(text), title="配送"))
     assert len(pieces) > 1 and all(len(p.text) <= 60 for p in pieces)
+    assert all(p.text.endswith("发货。") for p in pieces)  # whole sentences, never cut mid-way
 
 
 def test_overlap_must_be_below_size() -> None:
