@@ -8,7 +8,7 @@ from typing import Any, Literal, Protocol
 
 from rag.types import DocType
 
-__all__ = ["DocumentLoader", "Element", "ElementKind", "SourceDocument"]
+__all__ = ["DocumentLoader", "Element", "ElementKind", "Loaded", "SourceDocument"]
 
 ElementKind = Literal["title", "text", "list", "table"]
 
@@ -40,7 +40,23 @@ class SourceDocument:
         return "\n".join(element.text for element in self.elements)
 
 
+@dataclass(slots=True)
+class Loaded:
+    """What a loader read from one file: its documents, and the records it had to leave out.
+
+    A record left out (a malformed ticket line, say) is `(where, reason)`, e.g.
+    `("tickets/t.jsonl:7", "not valid JSON")`; the rest of the file is still ingested.
+    A file that cannot be read at all raises `DocumentParseError` instead.
+    """
+
+    documents: list[SourceDocument] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
 class DocumentLoader(Protocol):
     """Parses one file into zero or more source documents."""
 
-    def load(self, path: Path, *, source: str, doc_type: DocType) -> list[SourceDocument]: ...
+    version: str
+    """Changes whenever the same file would load differently; recorded per file in the index."""
+
+    def load(self, path: Path, *, source: str, doc_type: DocType) -> Loaded: ...

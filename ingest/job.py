@@ -115,8 +115,8 @@ class IngestJob:
             except RagError as exc:
                 report.failed.append((item.source, str(exc)))
                 continue
-            if loaded:
-                documents.extend(loaded)
+            if loaded.documents:
+                documents.extend(loaded.documents)
                 report.by_format[item.path.suffix.lower().lstrip(".")] += 1
             else:
                 report.skipped.append((item.source, "no text in file"))

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ingest.documents import Element, SourceDocument
+from ingest.documents import Element, Loaded, SourceDocument
 from ingest.language import document_language
 from rag.errors import DocumentParseError
 from rag.types import DocType
@@ -35,10 +35,12 @@ def looks_like_tickets(path: Path) -> bool:
 class TicketLoader:
     """Parses ticket exports; `include_unresolved` also indexes open and pending tickets."""
 
+    version = "tickets-1"
+
     def __init__(self, *, include_unresolved: bool = False) -> None:
         self._include_unresolved = include_unresolved
 
-    def load(self, path: Path, *, source: str, doc_type: DocType = "ticket") -> list[SourceDocument]:
+    def load(self, path: Path, *, source: str, doc_type: DocType = "ticket") -> Loaded:
         documents = []
         for line, record in _records(path):
             missing = [name for name in REQUIRED_FIELDS if not str(record.get(name) or "").strip()]
@@ -49,7 +51,7 @@ class TicketLoader:
                 )
             if self._include_unresolved or str(record["status"]).lower() == "resolved":
                 documents.append(_document(record, source=source, doc_type=doc_type))
-        return documents
+        return Loaded(documents)
 
 
 def _document(record: dict[str, Any], *, source: str, doc_type: DocType) -> SourceDocument:

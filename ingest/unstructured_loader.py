@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ingest.documents import Element, ElementKind, SourceDocument
+from ingest.documents import Element, ElementKind, Loaded, SourceDocument
 from ingest.language import document_language, to_iso639_1
 from rag.errors import DocumentParseError, IngestError
 from rag.types import DocType
@@ -36,11 +36,14 @@ for _name, _value in (("SCARF_NO_ANALYTICS", "true"), ("DO_NOT_TRACK", "true"),
     os.environ.setdefault(_name, _value)
 
 
+_ADAPTER_VERSION = 1  # bump when this module would turn the same file into different elements
+
+
 def parser_version() -> str:
-    """The unstructured version, recorded in the manifest so a parser upgrade is visible."""
+    """The unstructured version and this adapter's, recorded per file so an upgrade re-parses."""
     from unstructured.__version__ import __version__
 
-    return f"unstructured-{__version__}"
+    return f"unstructured-{__version__}+{_ADAPTER_VERSION}"
 
 
 @cache
@@ -59,17 +62,21 @@ def _partition() -> Callable[..., list[Any]]:
 class UnstructuredLoader:
     """Markdown, HTML, PDF, DOCX, plain text and e-mail through unstructured's partitioners."""
 
-    def load(self, path: Path, *, source: str, doc_type: DocType) -> list[SourceDocument]:
+    @property
+    def version(self) -> str:
+        return parser_version()
+
+    def load(self, path: Path, *, source: str, doc_type: DocType) -> Loaded:
         raw = self._partition(path)
         elements = tuple(e for e in (_element(item) for item in raw) if e is not None)
         if not elements:
-            return []
+            return Loaded()
         language = document_language((e.text, e.language) for e in elements)
         title = next((e.text for e in elements if e.kind == "title"), "") or _title_from(path)
         metadata = _email_metadata(raw) if path.suffix.lower() == ".eml" else {}
         if "subject" in metadata:
             title = metadata["subject"]
-        return [SourceDocument(source, title, doc_type, language, elements, metadata)]
+        return Loaded([SourceDocument(source, title, doc_type, language, elements, metadata)])
 
     def _partition(self, path: Path) -> list[Any]:
         try:

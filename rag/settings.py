@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 __all__ = [
-    "ApiSettings", "ChunkingSettings", "EmbeddingSettings", "IndexSettings", "LLMServerSettings",
+    "ApiSettings", "ChunkingSettings", "EmbeddingSettings", "IndexSettings", "IngestSettings", "LLMServerSettings",
     "LLMSettings", "RetrievalSettings", "Settings",
 ]
 
@@ -35,6 +35,20 @@ class ChunkingSettings(BaseModel):
 class IndexSettings(BaseModel):
     dir: Path = Path("data/index")
     gpu: Literal["auto", "on", "off"] = "auto"
+    keep_versions: int = Field(3, ge=0, description="previous versions kept for rollback")
+    reload_interval_s: float = Field(2.0, ge=0, description="how often `rag serve` looks for a new version; 0 = never")
+
+
+class IngestSettings(BaseModel):
+    """What `rag ingest` reads, skips and redacts."""
+
+    max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped with a reason")
+    include_unresolved_tickets: bool = False
+    redact_doc_types: list[Literal["doc", "policy", "ticket"]] = ["ticket"]
+    pii_entities: list[str] = ["EMAIL", "PHONE", "CARD", "ADDRESS", "PERSON", "ORDER_NUMBER", "ACCOUNT_NUMBER"]
+    keep_order_numbers: bool = False
+    pii_allow: list[str] = Field(default_factory=list, description="values never redacted, e.g. the company's own contacts")
+    dedup_threshold: float = Field(0.9, gt=0, le=1, description="similarity above which tickets are near-duplicates")
 
 
 class RetrievalSettings(BaseModel):
@@ -83,6 +97,7 @@ class Settings(BaseSettings):
 
     embedding: EmbeddingSettings = EmbeddingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
+    ingest: IngestSettings = IngestSettings()
     index: IndexSettings = IndexSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     llm: LLMSettings = LLMSettings()

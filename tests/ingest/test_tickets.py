@@ -24,7 +24,7 @@ def write_jsonl(path: Path, rows: list[dict[str, str]]) -> Path:
 def test_resolved_tickets_become_question_plus_resolution(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "t.jsonl", TICKETS)
     assert looks_like_tickets(path)
-    [ticket] = TicketLoader().load(path, source="tickets/t.jsonl", doc_type="ticket")
+    [ticket] = TicketLoader().load(path, source="tickets/t.jsonl", doc_type="ticket").documents
     assert ticket.source == "tickets/t.jsonl#T-1" and ticket.title == "Broken zipper"
     assert "Customer: The zipper broke." in ticket.text and "Resolution: Sent a new one." in ticket.text
     assert ticket.metadata == {"ticket_id": "T-1", "status": "resolved", "product": "Cascade 2P", "created_at": "2025-05-01"}
@@ -35,8 +35,8 @@ def test_unresolved_on_request_and_csv(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text("ticket_id,status,subject,customer_message,agent_resolution\n"
                     "C-1,pending,Refund?,When is my refund?,\nC-2,resolved,Size,Which size?,Take M.\n", encoding="utf-8")
-    assert [d.source for d in TicketLoader().load(path, source="t.csv", doc_type="ticket")] == ["t.csv#C-2"]
-    assert len(TicketLoader(include_unresolved=True).load(path, source="t.csv", doc_type="ticket")) == 2
+    assert [d.source for d in TicketLoader().load(path, source="t.csv", doc_type="ticket").documents] == ["t.csv#C-2"]
+    assert len(TicketLoader(include_unresolved=True).load(path, source="t.csv", doc_type="ticket").documents) == 2
 
 
 def test_bad_rows_name_file_and_line(tmp_path: Path) -> None:
