@@ -63,8 +63,9 @@ def main() -> None:
     index_dir = args.index
     if index_dir is None:
         index_dir = Path(tempfile.mkdtemp()) / "index"
-        IngestJob(embedder=embedder, index_dir=index_dir,
-                  chunker=StructureAwareChunker(count_tokens=embedder.count_tokens)).run([Path("samples/corpus")])
+        corpus = Path("samples/corpus")
+        IngestJob(embedder=embedder, index_dir=index_dir, chunker=StructureAwareChunker(count_tokens=embedder.count_tokens),
+                  ).run(sorted(p for p in corpus.iterdir() if p.is_dir()))
     index = open_index(index_dir)
     ours = DenseRetriever(embedder=embedder, vectors=index.vectors, store=index.store)
     chain = LangChainRetriever(retriever=ours, top_k=4)

@@ -1,57 +1,87 @@
-"""The ingestion job: corpus folder -> documents -> chunks -> vectors -> index folder."""
+"""The ingestion job: corpus roots -> plan -> parse, redact, chunk, embed -> a new index version.
+
+A run is incremental. Every source file is remembered in the index with its content hash and
+the "recipe" that turned it into chunks (loader version, doc type, declared metadata,
+redaction settings). The next run compares and only re-processes what differs:
+
+    added       new file                       parsed, chunked, embedded
+    changed     other content or recipe        its chunks replaced (unchanged chunk texts keep their vectors)
+    removed     gone from a root of this run   its chunks deleted
+    unchanged                                  nothing at all
+
+The result is written as a new version beside the current one and published with one
+atomic switch at the end (see `rag.index.folder`); an unchanged corpus publishes nothing.
+A file that fails to parse keeps its previous chunks. Corpus-wide metadata (which policy
+supersedes which, near-duplicate ticket groups) is recomputed over the whole new version.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from ingest.chunking import StructureAwareChunker
+from ingest.dedup import near_duplicate_groups
 from ingest.documents import SourceDocument
-from ingest.sources import SourceFile, discover
-from ingest.unstructured_loader import SUPPORTED_SUFFIXES, parser_version
-from rag.errors import IngestError, RagError
-from rag.index import ChunkStore, FaissIndex, IndexFiles, replace_index_dir
+from ingest.metadata import canonical_metadata, declared_metadata, resolve_policy_versions
+from ingest.report import Change, IngestReport
+from ingest.sources import CorpusRoot, SourceFile, discover, file_sha256
+from ingest.unstructured_loader import SUPPORTED_SUFFIXES
+from rag.errors import ConfigError, IngestError, RagError
+from rag.index import ChunkStore, FaissIndex, IndexFiles, IndexFolder, LoadedIndex, open_index
 from rag.index.faiss_index import GpuMode
 from rag.index.folder import FORMAT_VERSION
-from rag.protocols import Embedder
+from rag.protocols import Embedder, Vectors
 from rag.types import Chunk, DocType
 
-__all__ = ["IngestJob", "IngestReport", "Progress"]
+__all__ = ["IngestJob", "Progress", "Redactor"]
 
 Progress = Callable[[str, int, int], None]
 """Called as (stage, done, total) while the job runs."""
 
 
-@dataclass(slots=True)
-class IngestReport:
-    """What a run did: counts, time, and every file it skipped or could not parse."""
+class Redactor(Protocol):
+    """Removes personal data from a document before anything of it is embedded or stored."""
 
-    index_dir: Path
-    version: str = ""
-    files: int = 0
-    documents: int = 0
-    chunks: int = 0
-    seconds: float = 0.0
-    by_format: Counter[str] = field(default_factory=Counter)
-    by_doc_type: Counter[str] = field(default_factory=Counter)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    timings_s: dict[str, float] = field(default_factory=dict)
+    @property
+    def settings(self) -> dict[str, Any]: ...
+
+    def redact_document(self, document: SourceDocument) -> tuple[SourceDocument, Counter[str]]: ...
+
+
+@dataclass(slots=True)
+class _Planned:
+    """A source file with its hash, recipe and what the plan does with it."""
+
+    item: SourceFile
+    sha256: str
+    size: int
+    recipe: dict[str, Any]
+    change: Change
+    declared: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Parsed:
+    """A re-processed file's chunks (ids not yet assigned) and its record for the files table."""
+
+    planned: _Planned
+    chunks: list[Chunk]
+    documents: dict[str, str]
 
 
 class IngestJob:
-    """Builds a complete index folder from one or more corpus roots."""
+    """Brings an index folder up to date with one or more corpus roots, as a new version."""
 
     def __init__(
         self,
@@ -62,122 +92,401 @@ class IngestJob:
         gpu: GpuMode = "auto",
         batch_size: int = 64,
         include_unresolved_tickets: bool = False,
+        redactor: Redactor | None = None,
+        redact_doc_types: Sequence[DocType] = ("ticket",),
+        dedup_threshold: float = 0.8,
+        max_file_mb: float = 50.0,
+        keep_versions: int = 3,
+        lock_wait_s: float = 0.0,
+        today: date | None = None,
         progress: Progress | None = None,
     ) -> None:
         self._embedder = embedder
         self._chunker = chunker
-        self._index_dir = index_dir
+        self._folder = IndexFolder(index_dir)
         self._gpu = gpu
         self._batch_size = batch_size
         self._include_unresolved = include_unresolved_tickets
+        self._redactor = redactor
+        self._redact_types = frozenset(redact_doc_types)
+        self._dedup_threshold = dedup_threshold
+        self._max_bytes = int(max_file_mb * 1_000_000)
+        self._keep_versions = keep_versions
+        self._lock_wait_s = lock_wait_s
+        self._today = today
         self._progress = progress or (lambda stage, done, total: None)
 
-    def run(self, roots: Sequence[Path], *, doc_type: DocType | None = None) -> IngestReport:
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(
+        self, roots: Sequence[CorpusRoot | Path], *, full: bool = False, dry_run: bool = False,
+        allow_empty: bool = False,
+    ) -> IngestReport:
+        """Plan, then (unless `dry_run`) carry the plan out and publish a new version."""
         started = time.perf_counter()
-        report = IngestReport(index_dir=self._index_dir)
-        files = self._discover(roots, doc_type, report)
-        documents = self._load(files, report)
-        chunks = self._chunk(documents)
-        if not chunks:
-            raise IngestError(
-                f"no text found in {', '.join(map(str, roots))}: supported files are "
-                f"{', '.join(SUPPORTED_SUFFIXES)} and ticket exports (.jsonl, .csv)"
-            )
-        tick = time.perf_counter()
-        vectors = self._embed(chunks)
-        report.timings_s["embed"] = time.perf_counter() - tick
-        report.chunks, report.documents = len(chunks), len(documents)
-        report.by_doc_type.update(d.doc_type for d in documents)
-        report.version = self._write(chunks, vectors, report)
+        corpus = [root if isinstance(root, CorpusRoot) else CorpusRoot(root) for root in roots]
+        _check_roots(corpus)
+        report = IngestReport(index_dir=self._folder.root, dry_run=dry_run)
+        if dry_run:
+            with self._base() as base:
+                self._plan(corpus, base, report, full=full, allow_empty=allow_empty)
+                report.version = base.version if base else ""
+        else:
+            with self._folder.lock(wait_s=self._lock_wait_s), self._base() as base:
+                self._folder.remove_stale_staging()
+                planned = self._plan(corpus, base, report, full=full, allow_empty=allow_empty)
+                self._execute(planned, base, report, full=full)
         report.seconds = time.perf_counter() - started
         return report
 
-    def _discover(self, roots: Sequence[Path], doc_type: DocType | None, report: IngestReport) -> list[SourceFile]:
-        files: list[SourceFile] = []
-        for root in roots:
-            if not root.exists():
-                raise IngestError(f"corpus path {root} does not exist: pass a folder or file to ingest")
-            for item in discover(root, doc_type=doc_type, include_unresolved_tickets=self._include_unresolved):
-                if item.loader is None:
-                    report.skipped.append((item.source, item.skip_reason))
-                else:
-                    files.append(item)
-        report.files = len(files)
-        return files
+    @contextmanager
+    def _base(self) -> Iterator[LoadedIndex | None]:
+        """The current version, when there is one, opened read-only on the CPU."""
+        if self._folder.current() is None:
+            yield None
+            return
+        base = open_index(self._folder.root, gpu="off")
+        try:
+            yield base
+        finally:
+            base.close()
 
-    def _load(self, files: list[SourceFile], report: IngestReport) -> list[SourceDocument]:
-        documents: list[SourceDocument] = []
+    # -- planning --------------------------------------------------------------------------
+
+    def _plan(
+        self, roots: list[CorpusRoot], base: LoadedIndex | None, report: IngestReport, *, full: bool,
+        allow_empty: bool,
+    ) -> list[_Planned]:
         tick = time.perf_counter()
-        for done, item in enumerate(files, start=1):
-            assert item.loader is not None
+        known = base.store.files() if base else {}
+        reason = self._global_change(base)
+        if reason and base:
+            others = sorted({record["root"] for source, record in known.items()
+                             if not any(root.owns(source) for root in roots)})
+            if others:
+                raise ConfigError(
+                    f"{reason}: every file must be re-embedded, but this run does not include the roots "
+                    f"{', '.join(others)} that the index also holds. Ingest all roots in one run, or use a "
+                    "new --index"
+                )
+        found = [item for root in roots for item in discover(
+            root, include_unresolved_tickets=self._include_unresolved, max_bytes=self._max_bytes)]
+        planned: list[_Planned] = []
+        for done, item in enumerate(found, start=1):
+            self._progress("scan", done, len(found))
+            if item.loader is None:
+                report.skipped.append((item.source, item.skip_reason))
+                continue
             try:
-                loaded = item.loader.load(item.path, source=item.source, doc_type=item.doc_type)
+                declared = declared_metadata(item.path, item.root.folder)
             except RagError as exc:
                 report.failed.append((item.source, str(exc)))
                 continue
-            if loaded.documents:
-                documents.extend(loaded.documents)
-                report.by_format[item.path.suffix.lower().lstrip(".")] += 1
-            else:
-                report.skipped.append((item.source, "no text in file"))
-            self._progress("parse", done, len(files))
+            recipe = self._recipe(item, declared)
+            sha = file_sha256(item.path)
+            old = known.get(item.source)
+            change = _change(item.source, old, sha, recipe, reason or ("--full" if full else ""))
+            planned.append(_Planned(item, sha, item.path.stat().st_size, recipe, change, declared))
+        seen = {item.source for item in found}
+        removed = sorted(source for source in known if source not in seen and any(r.owns(source) for r in roots))
+        _guard_empty_roots(roots, found, removed, allow_empty)
+        report.plan = [p.change for p in planned] + [Change("removed", source) for source in removed]
+        report.previous_version = base.version if base else None
+        report.timings_s["scan"] = time.perf_counter() - tick
+        return planned
+
+    def _global_change(self, base: LoadedIndex | None) -> str:
+        """Why every file must be re-processed (embedding model or chunking changed), or ''."""
+        if base is None:
+            return ""
+        embedding = base.manifest["embedding"]
+        if embedding["model"] != self._embedder.name or embedding["dimension"] != self._embedder.dimension:
+            return f"embedding model changed ({embedding['model']} -> {self._embedder.name})"
+        if base.manifest.get("chunking") != self._chunker.settings:
+            return "chunking settings changed"
+        return ""
+
+    def _recipe(self, item: SourceFile, declared: dict[str, Any]) -> dict[str, Any]:
+        """Everything besides the file's bytes that decides its chunks."""
+        assert item.loader is not None
+        recipe: dict[str, Any] = {"loader": item.loader.version, "doc_type": item.doc_type,
+                                  "metadata": _digest(json.dumps(declared, sort_keys=True, default=str))}
+        if item.doc_type in self._redact_types and self._redactor is not None:
+            recipe["redaction"] = self._redactor.settings
+        if item.doc_type == "ticket":
+            recipe["include_unresolved"] = self._include_unresolved
+        return recipe
+
+    # -- execution -------------------------------------------------------------------------
+
+    def _execute(self, planned: list[_Planned], base: LoadedIndex | None, report: IngestReport, *, full: bool) -> None:
+        parsed = self._parse([p for p in planned if p.change.kind in ("added", "changed")], report)
+        left_out = {source for source, _ in report.failed + report.skipped}
+        report.plan = [c for c in report.plan if c.source not in left_out]  # they are listed with their reasons
+        removed = [c.source for c in report.plan if c.kind == "removed"]
+        if base is not None and not parsed and not removed and not self._derived_updates(
+                base.store, base.vectors, report=None):
+            report.version = base.version
+            report.documents["unchanged"] = sum(len(r["documents"]) for r in base.store.files().values())
+            self._fill_counts(base.store, report)
+            return
+        if not parsed and base is None:
+            raise IngestError(
+                "no text found in the given paths: supported files are "
+                f"{', '.join(SUPPORTED_SUFFIXES)} and ticket exports (.jsonl, .csv)"
+            )
+        with self._folder.staging() as staging:
+            version = self._build(staging, parsed, removed, base, report, reuse=not full)
+            self._folder.publish(staging, version)
+        report.version, report.published = version, True
+        report.pruned = self._folder.prune(self._keep_versions)
+
+    def _parse(self, planned: list[_Planned], report: IngestReport) -> list[_Parsed]:
+        tick = time.perf_counter()
+        results: list[_Parsed] = []
+        for done, item in enumerate(planned, start=1):
+            self._progress("parse", done, len(planned))
+            source = item.item.source
+            assert item.item.loader is not None
+            kept = " (its previous version stays indexed)" if item.change.kind == "changed" else ""
+            try:
+                loaded = item.item.loader.load(item.item.path, source=source, doc_type=item.item.doc_type)
+            except RagError as exc:
+                report.failed.append((source, f"{exc}{kept}"))
+                continue
+            report.skipped_records.extend(loaded.skipped)
+            if not loaded.documents:
+                report.skipped.append((source, f"no text in file{kept}"))
+                continue
+            documents = [self._prepare(document, item, report) for document in loaded.documents]
+            chunks = [chunk for document in documents for chunk in self._chunk(document)]
+            hashes = {d.source: _digest(d.title + "\n" + d.text + json.dumps(d.metadata, sort_keys=True, default=str))
+                      for d in documents}
+            results.append(_Parsed(item, chunks, hashes))
+            report.by_format[item.item.path.suffix.lower().lstrip(".")] += 1
         report.timings_s["parse"] = time.perf_counter() - tick
-        return documents
+        return results
 
-    def _chunk(self, documents: list[SourceDocument]) -> list[Chunk]:
-        chunks: list[Chunk] = []
-        for document in documents:
-            for piece in self._chunker.split(document):
-                chunks.append(Chunk(
-                    id=len(chunks), text=piece.text, source=document.source, title=document.title,
-                    doc_type=document.doc_type, language=document.language, section=piece.section,
-                    page=piece.page, metadata=document.metadata,
-                ))
-        return chunks
+    def _prepare(self, document: SourceDocument, item: _Planned, report: IngestReport) -> SourceDocument:
+        """Canonical metadata, then redaction, before the document is chunked."""
+        document = replace(document, metadata=canonical_metadata(document, item.declared))
+        if document.doc_type in self._redact_types and self._redactor is not None:
+            tick = time.perf_counter()
+            document, counts = self._redactor.redact_document(document)
+            report.redactions.update(counts)
+            report.timings_s["redact"] = report.timings_s.get("redact", 0.0) + time.perf_counter() - tick
+        return document
 
-    def _embed(self, chunks: list[Chunk]) -> Any:
-        parts = []
-        for start in range(0, len(chunks), self._batch_size):
-            batch = chunks[start : start + self._batch_size]
-            parts.append(self._embedder.embed_documents([c.text for c in batch]))
-            self._progress("embed", start + len(batch), len(chunks))
-        return np.vstack(parts)
+    def _chunk(self, document: SourceDocument) -> list[Chunk]:
+        return [
+            Chunk(id=-1, text=piece.text, source=document.source, title=document.title, doc_type=document.doc_type,
+                  language=document.language, section=piece.section, page=piece.page, metadata=document.metadata)
+            for piece in self._chunker.split(document)
+        ]
 
-    def _write(self, chunks: list[Chunk], vectors: Any, report: IngestReport) -> str:
-        self._index_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{self._index_dir.name}.new-", dir=self._index_dir.parent))
-        try:
-            manifest = self._write_files(IndexFiles(staging), chunks, vectors, report)
-            replace_index_dir(staging, self._index_dir)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return str(manifest["version"])
-
-    def _write_files(self, files: IndexFiles, chunks: list[Chunk], vectors: Any, report: IngestReport) -> dict[str, Any]:
-        index = FaissIndex(dimension=self._embedder.dimension, gpu=self._gpu)
-        index.add([c.id for c in chunks], vectors)
-        index.save(files.vectors)
+    def _build(
+        self, staging: Path, parsed: list[_Parsed], removed: list[str], base: LoadedIndex | None,
+        report: IngestReport, *, reuse: bool,
+    ) -> str:
+        """Write the new version into `staging`: the base version minus what went, plus what came."""
+        tick = time.perf_counter()
+        files = IndexFiles(staging)
+        compatible = base is not None and not self._global_change(base)
+        if base is not None and compatible:
+            base.store.copy_to(files.chunks)
+            vectors = FaissIndex.load(IndexFiles(base.root).vectors, gpu="off")
+        else:
+            vectors = FaissIndex(dimension=self._embedder.dimension, gpu="off")
         store = ChunkStore(files.chunks, create=True)
-        store.add(chunks)
-        store.close()
-        manifest = self._manifest(chunks, report)
-        files.manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-        return manifest
+        try:
+            known = store.files()
+            replaced = [p.planned.item.source for p in parsed if p.planned.item.source in known]
+            old_ids = [i for source in replaced + removed for i in known[source]["chunk_ids"]]
+            cache = _vector_cache(store, vectors, old_ids) if reuse and compatible else {}
+            self._document_changes(parsed, removed, known, report)
+            vectors.remove(old_ids)
+            store.remove(old_ids)
+            for source in removed:
+                store.drop_file(source)
+            report.chunks_removed = len(old_ids)
+            next_id = max(store.max_id() + 1, int(base.manifest.get("next_chunk_id", 0)) if base else 0)
+            report.timings_s["write"] = time.perf_counter() - tick
+            next_id = self._add(parsed, store, vectors, cache, next_id, report)
+            tick = time.perf_counter()
+            self._derived_updates(store, vectors, report=report)
+            vectors.save(files.vectors)
+            version = self._folder.new_version_id()
+            manifest = self._manifest(version, base, store, next_id)
+            files.manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+            self._fill_counts(store, report)
+        finally:
+            store.close()
+        report.timings_s["write"] += time.perf_counter() - tick
+        return version
 
-    def _manifest(self, chunks: list[Chunk], report: IngestReport) -> dict[str, Any]:
-        created = datetime.now(UTC)
-        digest = hashlib.sha256("\0".join(c.source + c.text for c in chunks).encode()).hexdigest()
+    def _add(
+        self, parsed: list[_Parsed], store: ChunkStore, vectors: FaissIndex, cache: dict[str, Vectors],
+        next_id: int, report: IngestReport,
+    ) -> int:
+        """Give new chunks ids, embed the texts not seen before, and store chunks, vectors and file records."""
+        pending = [chunk for p in parsed for chunk in p.chunks]
+        texts = sorted({_digest(c.text): c.text for c in pending if _digest(c.text) not in cache}.items())
+        tick = time.perf_counter()
+        for start in range(0, len(texts), self._batch_size):
+            batch = texts[start : start + self._batch_size]
+            for (key, _), row in zip(batch, self._embedder.embed_documents([t for _, t in batch]), strict=True):
+                cache[key] = row
+            self._progress("embed", start + len(batch), len(texts))
+        report.timings_s["embed"] = time.perf_counter() - tick
+        fresh = {key for key, _ in texts}
+        report.chunks_embedded = len(texts)
+        report.chunks_reused = sum(1 for c in pending if _digest(c.text) not in fresh)
+        tick = time.perf_counter()
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        for p in parsed:
+            chunks = [replace(chunk, id=next_id + n) for n, chunk in enumerate(p.chunks)]
+            next_id += len(chunks)
+            if chunks:
+                vectors.add([c.id for c in chunks], np.vstack([cache[_digest(c.text)] for c in chunks]))
+                store.add(chunks)
+            item = p.planned.item
+            store.put_file(item.source, {
+                "root": item.root.name, "root_path": str(item.root.folder), "sha256": p.planned.sha256,
+                "bytes": p.planned.size, "recipe": p.planned.recipe, "documents": p.documents,
+                "chunk_ids": [c.id for c in chunks], "ingested_at": now,
+            })
+        report.chunks_added = sum(len(p.chunks) for p in parsed)
+        report.timings_s["write"] += time.perf_counter() - tick
+        return next_id
+
+    def _document_changes(
+        self, parsed: list[_Parsed], removed: list[str], known: dict[str, dict[str, Any]], report: IngestReport
+    ) -> None:
+        """Count documents (a ticket export holds many) added, changed, removed and unchanged."""
+        touched = {p.planned.item.source for p in parsed} | set(removed)
+        for source, record in known.items():
+            if source not in touched:
+                report.documents["unchanged"] += len(record["documents"])
+        for source in removed:
+            report.documents["removed"] += len(known[source]["documents"])
+        for p in parsed:
+            before: dict[str, str] = known.get(p.planned.item.source, {}).get("documents", {})
+            for document, digest in p.documents.items():
+                kind = "added" if document not in before else "unchanged" if before[document] == digest else "changed"
+                report.documents[kind] += 1
+            report.documents["removed"] += len(set(before) - set(p.documents))
+        report.documents = +report.documents  # drop zero counts
+
+    def _derived_updates(self, store: ChunkStore, vectors: FaissIndex, *, report: IngestReport | None) -> int:
+        """Recompute corpus-wide metadata; apply it when a report is given. Returns documents updated.
+
+        Near-duplicate tickets are found by the cosine of their mean chunk embeddings: paraphrases
+        of one problem share few words, so a lexical measure cannot group them.
+        """
+        current: dict[str, dict[str, Any]] = {}
+        tickets: dict[str, list[Chunk]] = defaultdict(list)
+        for chunk in store.of_doc_type("policy") + store.of_doc_type("ticket"):
+            current.setdefault(chunk.source, chunk.metadata)
+            if chunk.doc_type == "ticket":
+                tickets[chunk.source].append(chunk)
+        updates: dict[str, dict[str, Any]] = {}
+        policies = {s: m for s, m in current.items() if s not in tickets}
+        for source, values in resolve_policy_versions(policies, self._today or date.today()).items():
+            updates.setdefault(source, {}).update(values)
+        order = sorted(tickets)
+        means = np.vstack([vectors.vectors_of([c.id for c in tickets[s]]).mean(axis=0) for s in order]) if order else None
+        groups = near_duplicate_groups([(s, "\n".join(c.text for c in tickets[s])) for s in order],
+                                       threshold=self._dedup_threshold, vectors=means)
+        sizes = Counter(groups.values())
+        for source, group in groups.items():
+            updates.setdefault(source, {}).update({"duplicate_group": group, "duplicates": sizes[group]})
+        changed = {s: u for s, u in updates.items() if any(current[s].get(k) != v for k, v in u.items())}
+        if report is not None:
+            for source, values in changed.items():
+                store.update_metadata(source, values)
+            report.duplicates_collapsed = sum(size - 1 for size in sizes.values())
+            report.superseded = sorted(s for s, m in policies.items() if {**m, **updates.get(s, {})}.get("superseded"))
+        return len(changed)
+
+    def _fill_counts(self, store: ChunkStore, report: IngestReport) -> None:
+        report.chunks = len(store)
+        report.by_doc_type = Counter({kind: len({c.source for c in store.of_doc_type(kind)})
+                                      for kind in ("doc", "policy", "ticket")})
+
+    def _manifest(self, version: str, base: LoadedIndex | None, store: ChunkStore, next_id: int) -> dict[str, Any]:
+        files = store.files()
+        formats = Counter(Path(source).suffix.lower().lstrip(".") for source in files)
+        chunks = len(store)
         return {
             "format_version": FORMAT_VERSION,
-            "version": f"{created:%Y%m%dT%H%M%SZ}-{digest[:8]}",
-            "created_at": created.isoformat(timespec="seconds"),
+            "version": version,
+            "parent": base.version if base else None,
+            "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
             "embedding": {"model": self._embedder.name, "dimension": self._embedder.dimension,
                           "max_tokens": self._embedder.max_tokens},
             "chunking": self._chunker.settings,
-            "parser": parser_version(),
-            "counts": {"files": report.files, "documents": len({c.source for c in chunks}),
-                       "chunks": len(chunks), "by_doc_type": dict(Counter(c.doc_type for c in chunks)),
-                       "by_format": dict(report.by_format)},
-            "skipped": [list(item) for item in report.skipped],
-            "failed": [list(item) for item in report.failed],
+            "redaction": self._redactor.settings if self._redactor else None,
+            "next_chunk_id": next_id,
+            "counts": {"files": len(files), "documents": sum(len(r["documents"]) for r in files.values()),
+                       "chunks": chunks, "by_format": dict(sorted(formats.items()))},
+            "roots": sorted({r["root"] for r in files.values()}),
         }
+
+
+def _change(source: str, old: dict[str, Any] | None, sha: str, recipe: dict[str, Any], forced: str) -> Change:
+    if old is None:
+        return Change("added", source)
+    if forced:
+        return Change("changed", source, forced)
+    if old["sha256"] != sha:
+        return Change("changed", source, "content")
+    differing = [key for key in sorted(set(recipe) | set(old["recipe"])) if recipe.get(key) != old["recipe"].get(key)]
+    if differing:
+        return Change("changed", source, ", ".join(_describe(key, old["recipe"].get(key), recipe.get(key))
+                                                   for key in differing))
+    return Change("unchanged", source)
+
+
+def _describe(key: str, before: Any, after: Any) -> str:
+    names = {"loader": "parser", "metadata": "declared metadata", "redaction": "redaction settings"}
+    if isinstance(before, str) and isinstance(after, str) and key in ("loader", "doc_type"):
+        return f"{names.get(key, key)} {before} -> {after}"
+    return names.get(key, key.replace("_", " "))
+
+
+def _vector_cache(store: ChunkStore, vectors: FaissIndex, ids: list[int]) -> dict[str, Vectors]:
+    """Vectors of chunks about to be replaced, by text digest, so unchanged texts are not re-embedded."""
+    chunks = store.get_many(ids)
+    if not chunks:
+        return {}
+    order = sorted(chunks)
+    rows = vectors.vectors_of(order)
+    return {_digest(chunks[i].text): rows[n] for n, i in enumerate(order)}
+
+
+def _check_roots(roots: list[CorpusRoot]) -> None:
+    if not roots:
+        raise ConfigError("give at least one corpus folder or file to ingest")
+    names = Counter(root.name for root in roots if root.path.is_dir())
+    clashes = [name for name, count in names.items() if count > 1]
+    if clashes:
+        raise ConfigError(
+            f"two roots are both named {clashes[0]!r}: source ids start with the root folder's name, so "
+            "give the folders distinct names"
+        )
+
+
+def _guard_empty_roots(roots: list[CorpusRoot], found: list[SourceFile], removed: list[str], allow: bool) -> None:
+    """Refuse to empty a root by accident (an unmounted share looks like an empty folder)."""
+    for root in roots:
+        if root.path.is_dir() and not any(item.root == root for item in found):
+            lost = [source for source in removed if root.owns(source)]
+            if lost and not allow:
+                raise IngestError(
+                    f"{root.path} has no files, but the index holds {len(lost)} from it: refusing to remove "
+                    "them all. Pass --allow-empty if that is what you want"
+                )
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -15,7 +15,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from rag.errors import ConfigError, IndexFolderError, InputError, LLMError, RagError
+from rag.errors import ConfigError, IndexFolderError, IndexLockedError, InputError, LLMError, RagError
 from rag.settings import Settings
 
 __all__ = ["app", "exit_with", "main", "settings_with"]
@@ -24,11 +24,13 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Grounded support answers: ingest a corpus, serve /ask, ask questions.")
 llm_app = typer.Typer(no_args_is_help=True, help="The local vLLM server.")
 app.add_typer(llm_app, name="llm")
+index_app = typer.Typer(no_args_is_help=True, help="Index versions: show, list, roll back.")
+app.add_typer(index_app, name="index")
 console = Console()
 err = Console(stderr=True)
 
 _EXIT_CODES: tuple[tuple[type[RagError], int], ...] = (
-    (InputError, 2), (ConfigError, 2), (IndexFolderError, 3), (LLMError, 4),
+    (InputError, 2), (ConfigError, 2), (IndexLockedError, 75), (IndexFolderError, 3), (LLMError, 4),
 )
 
 IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [default: RAG_INDEX__DIR or data/index].")]
@@ -86,7 +88,8 @@ def serve(
     guarded(lambda: open_index(settings.index.dir).close())  # fail fast, with the fix, before binding
     console.print(f"API on http://{settings.api.host}:{settings.api.port} (docs at /docs); "
                   f"LLM at {settings.llm.base_url}")
-    uvicorn.run(create_app(lambda: build_runtime(settings)), host=settings.api.host,
+    app = create_app(lambda: build_runtime(settings), reload_interval_s=settings.index.reload_interval_s)
+    uvicorn.run(app, host=settings.api.host,
                 port=settings.api.port, log_level="info")
 
 
@@ -175,18 +178,78 @@ def llm_serve(
     guarded(server.serve_forever)
 
 
-@app.command("index")
-def index_info(index: IndexOpt = None) -> None:
-    """Show the manifest of an index: version, model, chunker, counts.
+@index_app.command("show")
+def index_show(index: IndexOpt = None) -> None:
+    """Show the manifest of the current version: model, chunker, counts, parent.
 
-    Example: rag index --index data/index
+    Example: rag index show --index data/index
     """
     from rag.index import open_index
 
     settings = settings_with(index__dir=index)
-    loaded = guarded(lambda: open_index(settings.index.dir))
+    loaded = guarded(lambda: open_index(settings.index.dir, gpu="off"))
     console.print_json(json.dumps(loaded.manifest, ensure_ascii=False))
     loaded.close()
+
+
+@index_app.command("list")
+def index_list(
+    index: IndexOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the kept versions, oldest first; the current one is marked.
+
+    Example: rag index list --index data/index
+    """
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from rag.index import IndexFolder
+
+    settings = settings_with(index__dir=index)
+    versions = guarded(lambda: IndexFolder(settings.index.dir).versions())
+    if not versions:
+        exit_with(IndexFolderError(f"no versions in {settings.index.dir}: run `rag ingest PATH --index "
+                                   f"{settings.index.dir}`"))
+    if as_json:
+        console.print_json(json.dumps([asdict(v) for v in versions]))
+        return
+    table = Table("", "version", "created", "documents", "chunks", "parent", title=f"Versions in {settings.index.dir}")
+    for v in versions:
+        table.add_row("*" if v.current else "", v.id, v.created_at, str(v.documents), str(v.chunks), v.parent or "")
+    console.print(table)
+
+
+@index_app.command("rollback")
+def index_rollback(
+    version: Annotated[str | None, typer.Argument(help="Version to make current [default: the previous one].")] = None,
+    index: IndexOpt = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for a running ingestion.")] = 0.0,
+) -> None:
+    """Make an older version current again (one atomic switch; a running `rag serve` follows).
+
+    Example: rag index rollback --index data/index
+    """
+    from rag.index import IndexFolder
+
+    settings = settings_with(index__dir=index)
+    folder = IndexFolder(settings.index.dir)
+
+    def rollback() -> tuple[str | None, str]:
+        with folder.lock(wait_s=wait, purpose="rollback"):
+            before = folder.current()
+            target = version or folder.previous()
+            if target is None:
+                raise IndexFolderError(f"nothing to roll back to: no kept version of {folder.root} is older than "
+                                       f"{before}; name one (see `rag index list`)")
+            if target == before:
+                raise InputError(f"{target} is already the current version")
+            folder.switch(target, verify=True)
+            return before, target
+
+    before, after = guarded(rollback)
+    console.print(f"{folder.root}: current version {before} -> {after}")
 
 
 def _register_plugins() -> None:

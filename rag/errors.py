@@ -5,9 +5,10 @@ Every message names the cause and the fix. The tree::
     RagError
     ├── ConfigError              bad settings or arguments
     ├── InputError               a request the service cannot take (empty question, bad filter)
-    ├── IndexFolderError              the index folder
+    ├── IndexFolderError         the index folder
     │   ├── IndexNotFoundError   no index where one was expected
-    │   └── IndexCorruptError    an index that cannot be read or does not match its manifest
+    │   ├── IndexCorruptError    an index that cannot be read or does not match its manifest
+    │   └── IndexLockedError     another ingestion or rollback is changing the folder
     ├── EmbeddingError           the embedding model could not be loaded or run
     ├── IngestError              a corpus that cannot be ingested
     │   └── DocumentParseError   one file that could not be parsed
@@ -26,6 +27,7 @@ __all__ = [
     "EmbeddingError",
     "IndexCorruptError",
     "IndexFolderError",
+    "IndexLockedError",
     "IndexNotFoundError",
     "IngestError",
     "InputError",
@@ -60,6 +62,10 @@ class IndexNotFoundError(IndexFolderError):
 
 class IndexCorruptError(IndexFolderError):
     """An index that cannot be read or disagrees with its manifest."""
+
+
+class IndexLockedError(IndexFolderError):
+    """Another process (ingestion or rollback) holds the index folder's lock."""
 
 
 class EmbeddingError(RagError):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import prompts
-from rag.errors import ConfigError
-from rag.index import LoadedIndex, open_index
+from prompts import PromptTemplate
+from rag.errors import ConfigError, RagError
+from rag.index import IndexFolder, LoadedIndex, open_index
 from rag.llm import OpenAICompatibleLLM
 from rag.pipeline import RagPipeline
 from rag.protocols import Embedder
@@ -17,13 +16,55 @@ from rag.settings import Settings
 __all__ = ["Runtime", "build_embedder", "build_llm", "build_retriever", "build_runtime"]
 
 
-@dataclass(slots=True)
 class Runtime:
-    """The pipeline with the resources it holds, closed together."""
+    """The pipeline over the current index version, with the resources it holds.
 
-    pipeline: RagPipeline
-    index: LoadedIndex
-    llm: OpenAICompatibleLLM
+    `reload_if_changed()` follows the index folder's CURRENT pointer: it opens the new version
+    beside the old one and swaps the pipeline in one assignment. A request holds the pipeline
+    it started with until it ends, so none fails; the old version is released (its SQLite
+    connection closed) when the last request using it drops its reference.
+    """
+
+    def __init__(self, settings: Settings, *, embedder: Embedder, llm: OpenAICompatibleLLM, prompt: PromptTemplate,
+                 ) -> None:
+        self._settings = settings
+        self._embedder = embedder
+        self._prompt = prompt
+        self.llm = llm
+        self.reload_error: str | None = None
+        self._active = self._open()
+
+    @property
+    def pipeline(self) -> RagPipeline:
+        return self._active[0]
+
+    @property
+    def index(self) -> LoadedIndex:
+        return self._active[1]
+
+    def reload_if_changed(self) -> bool:
+        """Switch to the folder's current version if it is another one; False when nothing changed."""
+        current = IndexFolder(self._settings.index.dir).current()
+        if current is None or current == self.index.version:
+            return False
+        try:
+            self._active = self._open()
+        except RagError as exc:
+            self.reload_error = f"cannot switch to version {current}: {exc}"
+            raise
+        self.reload_error = None
+        return True
+
+    def _open(self) -> tuple[RagPipeline, LoadedIndex]:
+        retriever, index = build_retriever(self._settings, embedder=self._embedder)
+        retriever.retrieve("warm-up", top_k=1)  # load the model (and touch the index) now, not on a request
+        options = self._settings
+        pipeline = RagPipeline(
+            retriever=retriever, llm=self.llm, prompt=self._prompt, index_version=index.version,
+            top_k=options.retrieval.top_k, max_top_k=options.retrieval.max_top_k,
+            max_question_chars=options.api.max_question_chars,
+        )
+        return pipeline, index
 
     async def aclose(self) -> None:
         await self.llm.aclose()
@@ -64,12 +105,5 @@ def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Ru
         prompt = prompts.load(settings.llm.prompt, settings.llm.prompt_version)
     except LookupError as exc:
         raise ConfigError(f"{exc} (RAG_LLM__PROMPT / RAG_LLM__PROMPT_VERSION)") from exc
-    retriever, index = build_retriever(settings, embedder=embedder)
-    retriever.retrieve("warm-up", top_k=1)  # load the model now, not on the first request
-    llm = build_llm(settings, stop=prompt.stop)
-    pipeline = RagPipeline(
-        retriever=retriever, llm=llm, prompt=prompt, index_version=index.version,
-        top_k=settings.retrieval.top_k, max_top_k=settings.retrieval.max_top_k,
-        max_question_chars=settings.api.max_question_chars,
-    )
-    return Runtime(pipeline, index, llm)
+    embedder = embedder or build_embedder(settings)
+    return Runtime(settings, embedder=embedder, llm=build_llm(settings, stop=prompt.stop), prompt=prompt)

@@ -48,7 +48,8 @@ class IngestSettings(BaseModel):
     pii_entities: list[str] = ["EMAIL", "PHONE", "CARD", "ADDRESS", "PERSON", "ORDER_NUMBER", "ACCOUNT_NUMBER"]
     keep_order_numbers: bool = False
     pii_allow: list[str] = Field(default_factory=list, description="values never redacted, e.g. the company's own contacts")
-    dedup_threshold: float = Field(0.9, gt=0, le=1, description="similarity above which tickets are near-duplicates")
+    dedup_threshold: float = Field(0.8, gt=0, le=1, description="cosine of ticket embeddings above which they are "
+                                   "near-duplicates")
 
 
 class RetrievalSettings(BaseModel):

@@ -54,7 +54,7 @@ mkdir -p "$run_dir" "$logs"
 stop >/dev/null
 
 echo "==> ingesting samples/corpus"
-.venv/bin/rag ingest samples/corpus --index data/index
+.venv/bin/rag ingest samples/corpus/docs samples/corpus/policies samples/corpus/tickets --index data/index
 
 echo "==> starting the vLLM server on :$llm_port (first run installs it and prepares the model: several minutes)"
 setsid nohup .venv/bin/rag llm serve --port "$llm_port" >"$logs/llm.log" 2>&1 &

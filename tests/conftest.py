@@ -15,15 +15,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from ingest.chunking import StructureAwareChunker
-from ingest.job import IngestJob
 from rag.embedders import HashEmbedder
 from rag.testing import ScriptedOpenAIServer
+
+if TYPE_CHECKING:
+    from ingest.job import IngestJob
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CORPUS = REPO / "samples" / "corpus"
@@ -52,16 +54,30 @@ def write_corpus(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def roots_of(corpus: Path) -> list[Path]:
+    """A corpus folder's sub-folders (docs, policies, tickets) as roots: ids stay `docs/...`."""
+    return sorted(p for p in corpus.iterdir() if p.is_dir())
+
+
+def make_job(index_dir: Path, *, embedder: object | None = None, chunk_tokens: int = 64, **options: object) -> IngestJob:
+    """An ingestion job with real unstructured; a hash embedder unless one is given; no PII redactor."""
+    from ingest.chunking import StructureAwareChunker
+    from ingest.job import IngestJob
+    from rag.protocols import Embedder
+
+    model = embedder if embedder is not None else HashEmbedder()
+    assert isinstance(model, Embedder)
+    chunker = StructureAwareChunker(count_tokens=model.count_tokens, chunk_tokens=chunk_tokens,
+                                    overlap_tokens=min(8 if chunk_tokens == 64 else 24, chunk_tokens - 1))
+    return IngestJob(embedder=model, chunker=chunker, index_dir=index_dir, **options)  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="session")
 def tiny_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny corpus ingested with real unstructured and a hash embedder (fast)."""
     root = tmp_path_factory.mktemp("tiny")
     corpus = write_corpus(root / "corpus", TINY_CORPUS)
-    embedder = HashEmbedder()
-    job = IngestJob(embedder=embedder, chunker=StructureAwareChunker(count_tokens=embedder.count_tokens,
-                                                                     chunk_tokens=64, overlap_tokens=8),
-                    index_dir=root / "index")
-    job.run([corpus])
+    make_job(root / "index").run(roots_of(corpus))
     return root / "index"
 
 
@@ -106,12 +122,11 @@ def minilm() -> object:
 
 @pytest.fixture(scope="session")
 def sample_index(tmp_path_factory: pytest.TempPathFactory, minilm: object) -> tuple[Path, object]:
-    """The bundled sample corpus ingested with the real model, unstructured and FAISS (~1 min)."""
-    from rag.protocols import Embedder
+    """The bundled sample corpus ingested as the CLI does it: real model, unstructured, Presidio, FAISS (~1 min)."""
+    from ingest.cli import build_redactor
+    from rag.settings import Settings
 
-    assert isinstance(minilm, Embedder)
     index_dir = tmp_path_factory.mktemp("sample") / "index"
-    job = IngestJob(embedder=minilm, index_dir=index_dir,
-                    chunker=StructureAwareChunker(count_tokens=minilm.count_tokens))
-    report = job.run([SAMPLE_CORPUS])
+    job = make_job(index_dir, embedder=minilm, chunk_tokens=160, redactor=build_redactor(Settings()))
+    report = job.run(roots_of(SAMPLE_CORPUS))
     return index_dir, report

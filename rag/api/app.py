@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -9,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -30,19 +32,22 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(runtime_factory: RuntimeFactory) -> FastAPI:
-    """The app builds its runtime at start-up; if that fails, /ask and /health say why (503)."""
+def create_app(runtime_factory: RuntimeFactory, *, reload_interval_s: float = 0.0) -> FastAPI:
+    """The app builds its runtime at start-up; if that fails, /ask and /health say why (503).
+
+    With `reload_interval_s` > 0 it also watches the index folder: a new version published by
+    `rag ingest` or `rag index rollback` is served without a restart, and an index that did
+    not exist at start-up is picked up as soon as it appears.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime, app.state.startup_error = None, None
-        try:
-            built = runtime_factory()
-            app.state.runtime = await built if isinstance(built, Awaitable) else built
-        except RagError as exc:
-            log.error("service not ready: %s", exc)
-            app.state.startup_error = exc
+        await _start(app, runtime_factory)
+        watcher = asyncio.create_task(_watch(app, runtime_factory, reload_interval_s)) if reload_interval_s else None
         yield
+        if watcher is not None:
+            watcher.cancel()
         if app.state.runtime is not None:
             await app.state.runtime.aclose()
 
@@ -72,13 +77,43 @@ def create_app(runtime_factory: RuntimeFactory) -> FastAPI:
         out = HealthOut(
             status="ok", index_version=runtime.index.version, chunks=len(runtime.index.vectors),
             embedding_model=runtime.index.embedding_model, llm_model=runtime.llm.model,
-            llm_base_url=runtime.llm.base_url,
+            llm_base_url=runtime.llm.base_url, reload_error=runtime.reload_error,
         )
         if llm:
             out.llm_reachable = await _llm_reachable(runtime)
         return out
 
     return app
+
+
+async def _start(app: FastAPI, runtime_factory: RuntimeFactory) -> None:
+    try:
+        built = await anyio.to_thread.run_sync(runtime_factory)  # loading models must not block the loop
+        app.state.runtime = await built if isinstance(built, Awaitable) else built
+        app.state.startup_error = None
+    except RagError as exc:
+        if str(exc) != str(app.state.startup_error):
+            log.error("service not ready: %s", exc)
+        app.state.startup_error = exc
+
+
+async def _watch(app: FastAPI, runtime_factory: RuntimeFactory, interval_s: float) -> None:
+    """Poll the index folder; switch versions off the event loop so requests keep flowing."""
+    reported: str | None = None
+    while True:
+        await asyncio.sleep(interval_s)
+        runtime: Runtime | None = app.state.runtime
+        if runtime is None:
+            await _start(app, runtime_factory)
+            continue
+        before = runtime.index.version
+        try:
+            if await anyio.to_thread.run_sync(runtime.reload_if_changed):
+                log.info("index version %s -> %s", before, runtime.index.version)
+        except RagError as exc:
+            if str(exc) != reported:
+                log.error("keeping index version %s: %s", before, runtime.reload_error)
+            reported = str(exc)
 
 
 def _runtime(request: Request) -> Runtime:

@@ -73,3 +73,4 @@ class HealthOut(BaseModel):
     llm_base_url: str | None = None
     llm_reachable: bool | None = None
     reason: str | None = None
+    reload_error: str | None = Field(None, description="why the newest index version is not served (the previous one is)")

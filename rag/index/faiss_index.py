@@ -78,6 +78,13 @@ class FaissIndex:
         self._gpu = None
         return removed
 
+    def vectors_of(self, ids: Sequence[int]) -> Vectors:
+        """The stored vectors of these ids, one row each (to reuse instead of re-embedding)."""
+        matrix = np.empty((len(ids), self.dimension), dtype=np.float32)
+        for row, chunk_id in enumerate(ids):
+            matrix[row] = self._cpu.reconstruct(int(chunk_id))
+        return matrix
+
     def save(self, path: Path) -> None:
         faiss.write_index(self._cpu, str(path))
 

@@ -1,4 +1,5 @@
-"""The chunk store: text and metadata of every chunk, in one SQLite file beside the FAISS index."""
+"""The chunk store: text and metadata of every chunk, and the source files they came from,
+in one SQLite file beside the FAISS index."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ CREATE TABLE IF NOT EXISTS chunks (
     metadata TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
+CREATE TABLE IF NOT EXISTS files (
+    source TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+);
 """
 _COLUMNS = "id, source, title, doc_type, language, section, page, text, metadata"
 
@@ -52,6 +57,48 @@ class ChunkStore:
         with self._lock, self._db:
             self._db.executemany(f"INSERT INTO chunks ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
 
+    def remove(self, ids: Sequence[int]) -> None:
+        with self._lock, self._db:
+            self._db.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i in ids])
+
+    def update_metadata(self, source: str, updates: dict[str, Any]) -> int:
+        """Merge `updates` into the metadata of every chunk of one document; returns chunks changed."""
+        rows = self._query("SELECT id, metadata FROM chunks WHERE source = ?", [source])
+        changed = []
+        for chunk_id, text in rows:
+            merged = {**json.loads(text), **updates}
+            changed.append((json.dumps(merged, ensure_ascii=False), chunk_id))
+        with self._lock, self._db:
+            self._db.executemany("UPDATE chunks SET metadata = ? WHERE id = ?", changed)
+        return len(changed)
+
+    def max_id(self) -> int:
+        """The largest chunk id ever stored here, -1 when empty."""
+        value = self._query("SELECT MAX(id) FROM chunks", [])[0][0]
+        return -1 if value is None else int(value)
+
+    def put_file(self, source: str, record: dict[str, Any]) -> None:
+        """Remember what was ingested from one source file (hash, loader, chunk ids, ...)."""
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO files (source, record) VALUES (?, ?)",
+                             (source, json.dumps(record, ensure_ascii=False)))
+
+    def drop_file(self, source: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM files WHERE source = ?", (source,))
+
+    def files(self) -> dict[str, dict[str, Any]]:
+        return {row[0]: json.loads(row[1]) for row in self._query("SELECT source, record FROM files", [])}
+
+    def copy_to(self, path: Path) -> None:
+        """A consistent copy of the whole store (SQLite's online backup)."""
+        target = sqlite3.connect(str(path))
+        try:
+            with self._lock:
+                self._db.backup(target)
+        finally:
+            target.close()
+
     def get_many(self, ids: Sequence[int]) -> dict[int, Chunk]:
         if not ids:
             return {}
@@ -72,6 +119,11 @@ class ChunkStore:
                 args.extend(values)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         return [row[0] for row in self._query(f"SELECT id FROM chunks{where}", args)]
+
+    def of_doc_type(self, doc_type: str) -> list[Chunk]:
+        """Every chunk of one doc type, in id order (documents' chunks stay in reading order)."""
+        rows = self._query(f"SELECT {_COLUMNS} FROM chunks WHERE doc_type = ? ORDER BY id", [doc_type])
+        return [_from_row(row) for row in rows]
 
     def all(self) -> list[Chunk]:
         return [_from_row(row) for row in self._query(f"SELECT {_COLUMNS} FROM chunks ORDER BY id", [])]

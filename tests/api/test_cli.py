@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,14 +38,42 @@ def test_ingest_then_ask_with_llm_down(tmp_path: Path) -> None:
     corpus = write_corpus(tmp_path / "corpus", TINY_CORPUS)
     env = {"RAG_EMBEDDING__BACKEND": "hash", "RAG_EMBEDDING__MODEL": "hash-64",
            "RAG_LLM__BASE_URL": f"http://127.0.0.1:{free_port()}/v1"}
-    ingested = rag("ingest", str(corpus), "--index", str(tmp_path / "index"), cwd=tmp_path, env=env)
+    roots = [str(corpus / name) for name in ("docs", "policies", "tickets")]
+    ingested = rag("ingest", *roots, "--index", str(tmp_path / "index"), cwd=tmp_path, env=env)
     assert ingested.returncode == 0, ingested.stderr
-    assert "chunks" in ingested.stderr and "policy 2" in ingested.stderr
-    info = rag("index", "--index", str(tmp_path / "index"), cwd=tmp_path, env=env)
+    assert "new version" in " ".join(ingested.stderr.split()) and "policy 2" in ingested.stderr
+    info = rag("index", "show", "--index", str(tmp_path / "index"), cwd=tmp_path, env=env)
     assert '"model": "hash-64"' in info.stdout
     asked = rag("ask", "return window?", "--index", str(tmp_path / "index"), cwd=tmp_path, env=env)
     assert asked.returncode == 4
     assert "unreachable" in asked.stderr and "Traceback" not in asked.stderr
+
+
+def test_dry_run_report_file_list_and_rollback(tmp_path: Path) -> None:
+    corpus = write_corpus(tmp_path / "corpus", TINY_CORPUS)
+    env = {"RAG_EMBEDDING__BACKEND": "hash", "RAG_EMBEDDING__MODEL": "hash-64"}
+    index = ["--index", str(tmp_path / "index")]
+    roots = [f"doc={corpus / 'docs'}", str(corpus / "policies"), str(corpus / "tickets")]
+    assert rag("ingest", *roots, *index, cwd=tmp_path, env=env).returncode == 0
+    first = json.loads(rag("index", "list", "--json", *index, cwd=tmp_path, env=env).stdout)
+    (corpus / "docs" / "aurora.md").write_text("# Aurora X2\n\nNow 700 lumens.\n")
+    plan = rag("ingest", *roots, *index, "--dry-run", cwd=tmp_path, env=env)
+    assert plan.returncode == 0 and "dry run: nothing written" in plan.stderr
+    assert "changed docs/aurora.md (content)" in " ".join(plan.stderr.split())
+    done = rag("ingest", *roots, *index, "--report", str(tmp_path / "report.json"), cwd=tmp_path, env=env)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert done.returncode == 0 and report["files"]["changed"] == 1 and report["files"]["unchanged"] == 3
+    assert report["changes"] == [{"kind": "changed", "source": "docs/aurora.md", "reason": "content"}]
+    listing = rag("index", "list", *index, cwd=tmp_path, env=env)
+    assert report["version"] in listing.stdout and first[0]["id"] in listing.stdout
+    rolled = rag("index", "rollback", *index, cwd=tmp_path, env=env)
+    assert rolled.returncode == 0 and f"{report['version']} -> {first[0]['id']}" in " ".join(rolled.stdout.split())
+    again = rag("index", "rollback", *index, cwd=tmp_path, env=env)
+    assert again.returncode == 3 and "nothing to roll back to" in again.stderr
+    forward = rag("index", "rollback", report["version"], *index, cwd=tmp_path, env=env)
+    assert forward.returncode == 0
+    bad = rag("index", "rollback", "nope", *index, cwd=tmp_path, env=env)
+    assert bad.returncode == 3 and "no version 'nope'" in bad.stderr
 
 
 @pytest.mark.parametrize(("args", "fragment"), [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.job import IngestReport
+from ingest.report import IngestReport
 from rag.index import open_index
 from tests.conftest import SAMPLE_CORPUS
 
