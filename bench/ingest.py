@@ -30,6 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from ingest.chunking import StructureAwareChunker
 from ingest.cli import build_redactor
 from ingest.job import IngestJob
+from ingest.unstructured_loader import use_packaged_spacy_model
 from rag.embedders import SentenceTransformerEmbedder
 from rag.embedders.sentence_transformer import resolve_model_path
 from rag.settings import Settings
@@ -38,11 +39,13 @@ from rag.settings import Settings
 def langchain_baseline(corpus: Path, model_path: str) -> tuple[int, int]:
     """What a team gets from LangChain out of the box; returns (files, chunks)."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # langchain-community announces its own sunset on import
+        warnings.simplefilter("ignore")  # langchain-community announces its sunset and deprecations
         from langchain_community.document_loaders import CSVLoader, PyPDFLoader, TextLoader, UnstructuredFileLoader
         from langchain_community.vectorstores import FAISS
         from langchain_huggingface import HuggingFaceEmbeddings
     from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    use_packaged_spacy_model()  # offline: the same spaCy hand-over our loader makes
 
     loaders: dict[str, Callable[[str], object]] = {
         ".pdf": PyPDFLoader, ".csv": CSVLoader, ".jsonl": TextLoader, ".txt": TextLoader, ".md": TextLoader,
@@ -50,8 +53,10 @@ def langchain_baseline(corpus: Path, model_path: str) -> tuple[int, int]:
     files = sorted(p for p in corpus.rglob("*") if p.is_file() and not p.name.startswith(("_", ".")))
     documents = []
     for path in files:
-        loader = loaders.get(path.suffix.lower(), UnstructuredFileLoader)(str(path))
-        documents.extend(loader.load())  # type: ignore[attr-defined]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loader = loaders.get(path.suffix.lower(), UnstructuredFileLoader)(str(path))
+            documents.extend(loader.load())  # type: ignore[attr-defined]
     chunks = RecursiveCharacterTextSplitter(chunk_size=800, chunk_overlap=100).split_documents(documents)
     embeddings = HuggingFaceEmbeddings(model_name=model_path, encode_kwargs={"normalize_embeddings": True})
     FAISS.from_documents(chunks, embeddings)

@@ -36,7 +36,7 @@ from ingest.language import document_language, to_iso639_1
 from rag.errors import DocumentParseError, IngestError
 from rag.types import DocType
 
-__all__ = ["SUPPORTED_SUFFIXES", "UnstructuredLoader", "parser_version"]
+__all__ = ["SUPPORTED_SUFFIXES", "UnstructuredLoader", "parser_version", "use_packaged_spacy_model"]
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".txt", ".eml")
 _KINDS: dict[str, ElementKind] = {"Title": "title", "ListItem": "list", "Table": "table"}
@@ -83,6 +83,14 @@ def _partitioners() -> dict[str, Callable[..., list[Any]]]:
         tokenize._load_spacy_model = lambda: spacy.load(_SPACY_ALIAS, exclude=tokenize._SPACY_EXCLUDE)
     return {"auto": partition, "docx": partition_docx, "email": partition_email, "html": partition_html,
             "md": partition_md, "text": partition_text}
+
+
+def use_packaged_spacy_model() -> None:
+    """Make unstructured load the packaged spaCy model instead of downloading one (idempotent).
+
+    The loader does this itself; call it before using unstructured directly.
+    """
+    _partitioners()
 
 
 class UnstructuredLoader:

@@ -42,3 +42,15 @@ def test_doc_type_filter_and_scores(retriever: DenseRetriever) -> None:
     assert len(hits) == 5 and {h.chunk.doc_type for h in hits} == {"ticket"}
     assert all(-1.0 <= h.score <= 1.0 for h in hits)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_near_duplicate_tickets_fill_one_slot(retriever: DenseRetriever, sample_index: tuple[Path, object]) -> None:
+    dimming = {"tickets/tickets.jsonl#T-1001", "tickets/tickets.jsonl#T-1002", "tickets/tickets.csv#T-2009"}
+    store = open_index(sample_index[0], gpu="off").store
+    groups = {c.source: (c.metadata["duplicate_group"], c.metadata["duplicates"]) for c in store.of_doc_type("ticket")}
+    assert {groups[s] for s in dimming} == {("tickets/tickets.csv#T-2009", 3)}  # one group, smallest id represents it
+    assert sum(1 for g, n in groups.values() if n > 1) == 3  # only that recurring problem is grouped
+    hits = retriever.retrieve("my Aurora X2 headlamp gets dim after a few minutes on high", top_k=4,
+                              filters=Filters(doc_types=("ticket",)))
+    sources = [h.chunk.source for h in hits]
+    assert len(hits) == 4 and len(set(sources) & dimming) == 1, sources
