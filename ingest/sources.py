@@ -113,8 +113,7 @@ def discover(
         loader: DocumentLoader | None = None
         reason = ""
         if max_bytes is not None and size > max_bytes:
-            reason = (f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit "
-                      "(RAG_INGEST__MAX_FILE_MB)")
+            reason = f"file is {size / 1e6:.3g} MB, over the {max_bytes / 1e6:.3g} MB limit (RAG_INGEST__MAX_FILE_MB)"
         elif suffix in (".jsonl", ".csv"):
             if looks_like_tickets(path):
                 kind, loader = "ticket", tickets

@@ -215,7 +215,9 @@ def index_list(
     if as_json:
         console.print_json(json.dumps([asdict(v) for v in versions]))
         return
-    table = Table("", "version", "created", "documents", "chunks", "parent", title=f"Versions in {settings.index.dir}")
+    table = Table(title=f"Versions in {settings.index.dir}")
+    for name in ("", "version", "created", "documents", "chunks", "parent"):
+        table.add_column(name, no_wrap=name in ("version", "parent"))
     for v in versions:
         table.add_row("*" if v.current else "", v.id, v.created_at, str(v.documents), str(v.chunks), v.parent or "")
     console.print(table)

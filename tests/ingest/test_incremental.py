@@ -178,3 +178,10 @@ def test_redaction_settings_are_part_of_the_recipe(tmp_path: Path, corpus: Path)
     assert [(c.source, c.reason) for c in report.changes("changed")] == [("tickets/tickets.jsonl", "redaction settings")]
     assert report.redactions == {"EMAIL": 1}
 
+
+
+def test_a_file_over_the_size_limit_is_skipped_with_its_reason(tmp_path: Path, corpus: Path) -> None:
+    (corpus / "docs" / "huge.txt").write_text("All about tents. " * 200)
+    report = make_job(tmp_path / "index", max_file_mb=0.002).run(roots_of(corpus))
+    assert report.skipped == [("docs/huge.txt", "file is 0.0034 MB, over the 0.002 MB limit (RAG_INGEST__MAX_FILE_MB)")]
+    assert report.exit_code == 10 and "docs/huge.txt" not in chunks_by_source(tmp_path / "index")
