@@ -294,7 +294,7 @@ class IngestJob:
         compatible = base is not None and not self._global_change(base)
         if base is not None and compatible:
             base.store.copy_to(files.chunks)
-            vectors = FaissIndex.load(IndexFiles(base.root).vectors, gpu="off")
+            vectors = base.vectors.copy()
         else:
             vectors = FaissIndex(dimension=self._embedder.dimension, gpu="off")
         store = ChunkStore(files.chunks, create=True)
@@ -330,7 +330,8 @@ class IngestJob:
     ) -> int:
         """Give new chunks ids, embed the texts not seen before, and store chunks, vectors and file records."""
         pending = [chunk for p in parsed for chunk in p.chunks]
-        texts = sorted({_digest(c.text): c.text for c in pending if _digest(c.text) not in cache}.items())
+        keys = [_digest(chunk.text) for chunk in pending]  # in `pending` order
+        texts = sorted({key: c.text for c, key in zip(pending, keys, strict=True) if key not in cache}.items())
         tick = time.perf_counter()
         for start in range(0, len(texts), self._batch_size):
             batch = texts[start : start + self._batch_size]
@@ -340,15 +341,17 @@ class IngestJob:
         report.timings_s["embed"] = time.perf_counter() - tick
         fresh = {key for key, _ in texts}
         report.chunks_embedded = len(texts)
-        report.chunks_reused = sum(1 for c in pending if _digest(c.text) not in fresh)
+        report.chunks_reused = sum(1 for key in keys if key not in fresh)
         tick = time.perf_counter()
         now = datetime.now(UTC).isoformat(timespec="seconds")
+        at = 0
         for p in parsed:
             chunks = [replace(chunk, id=next_id + n) for n, chunk in enumerate(p.chunks)]
             next_id += len(chunks)
             if chunks:
-                vectors.add([c.id for c in chunks], np.vstack([cache[_digest(c.text)] for c in chunks]))
+                vectors.add([c.id for c in chunks], np.vstack([cache[key] for key in keys[at : at + len(chunks)]]))
                 store.add(chunks)
+            at += len(chunks)
             item = p.planned.item
             store.put_file(item.source, {
                 "root": item.root.name, "root_path": str(item.root.folder), "sha256": p.planned.sha256,
@@ -410,8 +413,7 @@ class IngestJob:
 
     def _fill_counts(self, store: ChunkStore, report: IngestReport) -> None:
         report.chunks = len(store)
-        report.by_doc_type = Counter({kind: len({c.source for c in store.of_doc_type(kind)})
-                                      for kind in ("doc", "policy", "ticket")})
+        report.by_doc_type = Counter(store.documents_by_doc_type())
 
     def _manifest(self, version: str, base: LoadedIndex | None, store: ChunkStore, next_id: int) -> dict[str, Any]:
         files = store.files()

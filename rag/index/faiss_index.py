@@ -78,6 +78,12 @@ class FaissIndex:
         self._gpu = None
         return removed
 
+    def copy(self) -> FaissIndex:
+        """An independent CPU copy (to build a new version from this one without reading the file again)."""
+        twin = FaissIndex(dimension=self.dimension, gpu=self._gpu_mode)
+        twin._cpu = faiss.clone_index(self._cpu)
+        return twin
+
     def vectors_of(self, ids: Sequence[int]) -> Vectors:
         """The stored vectors of these ids, one row each (to reuse instead of re-embedding)."""
         matrix = np.empty((len(ids), self.dimension), dtype=np.float32)

@@ -125,6 +125,11 @@ class ChunkStore:
         rows = self._query(f"SELECT {_COLUMNS} FROM chunks WHERE doc_type = ? ORDER BY id", [doc_type])
         return [_from_row(row) for row in rows]
 
+    def documents_by_doc_type(self) -> dict[str, int]:
+        """How many documents (distinct sources) of each doc type the store holds."""
+        rows = self._query("SELECT doc_type, COUNT(DISTINCT source) FROM chunks GROUP BY doc_type", [])
+        return {str(kind): int(count) for kind, count in rows}
+
     def all(self) -> list[Chunk]:
         return [_from_row(row) for row in self._query(f"SELECT {_COLUMNS} FROM chunks ORDER BY id", [])]
 
