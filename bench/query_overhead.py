@@ -3,7 +3,7 @@
     python -m bench.query_overhead [--index data/index] [--queries 40]
 
 Rows (median over the queries, after a warm-up):
-  retrieve          our DenseRetriever: embed + FAISS + chunk fetch        (baseline)
+  retrieve          our HybridRetriever: embed + FAISS + BM25 + chunk fetch        (baseline)
   langchain invoke  the same retriever through the LangChain adapter       ratio vs retrieve
   pipeline ask      full RagPipeline.ask with an in-process scripted LLM   ratio vs retrieve
   client per req    constructing an OpenAI client (the service builds one per process) ratio vs retrieve
@@ -30,7 +30,7 @@ from rag.index import open_index
 from rag.langchain import LangChainRetriever
 from rag.llm import OpenAICompatibleLLM
 from rag.pipeline import RagPipeline
-from rag.retrieval import DenseRetriever
+from rag.retrieval import HybridRetriever
 from rag.testing import ScriptedLLM
 
 QUESTIONS = [
@@ -67,7 +67,7 @@ def main() -> None:
         IngestJob(embedder=embedder, index_dir=index_dir, chunker=StructureAwareChunker(count_tokens=embedder.count_tokens),
                   ).run(sorted(p for p in corpus.iterdir() if p.is_dir()))
     index = open_index(index_dir)
-    ours = DenseRetriever(embedder=embedder, vectors=index.vectors, store=index.store)
+    ours = HybridRetriever.over(index, embedder=embedder)
     chain = LangChainRetriever(retriever=ours, top_k=4)
     pipeline = RagPipeline(retriever=ours, llm=ScriptedLLM(), prompt=prompts.load("answer"), index_version=index.version)
     cases: dict[str, Callable[[str], object]] = {

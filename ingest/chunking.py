@@ -53,7 +53,7 @@ class StructureAwareChunker:
     @property
     def settings(self) -> dict[str, int | str]:
         """What the manifest records, so a change of settings is visible."""
-        return {"name": "structure-aware", "chunk_tokens": self._chunk_tokens,
+        return {"name": "structure-aware", "version": 2, "chunk_tokens": self._chunk_tokens,
                 "overlap_tokens": self._overlap_tokens}
 
     def split(self, document: SourceDocument) -> list[ChunkPiece]:
@@ -99,14 +99,20 @@ def _sections(document: SourceDocument) -> list[_Unit]:
             units.append(_Unit(heading, "\n".join(body), page))
             body.clear()
 
+    after_title = False
     for element in document.elements:
         if element.kind == "title":
+            if after_title and path and path[-1][0] >= element.depth:
+                # The previous "title" had no text of its own before a sibling: a table cell or label
+                # that the parser took for a heading (common in PDFs). Keep it as text, not as a heading.
+                body.append(path.pop()[1])
             flush()
             path[:] = [(d, t) for d, t in path if d < element.depth] + [(element.depth, element.text)]
             page = element.page
         else:
             page = page if body else element.page
             body.append(element.text)
+        after_title = element.kind == "title"
     flush()
     return units
 

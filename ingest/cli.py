@@ -20,6 +20,7 @@ from rag.cli import exit_with, settings_with
 from rag.errors import ConfigError, RagError
 from rag.factory import build_embedder
 from rag.settings import Settings
+from rag.tokenizer import TextTokenizer
 from rag.types import DOC_TYPES
 
 __all__ = ["ingest", "register"]
@@ -84,6 +85,8 @@ def _job(settings: Settings, bar: Progress, wait: float) -> IngestJob:
         include_unresolved_tickets=options.include_unresolved_tickets, redactor=build_redactor(settings),
         redact_doc_types=options.redact_doc_types, dedup_threshold=options.dedup_threshold,
         max_file_mb=options.max_file_mb, keep_versions=settings.index.keep_versions, lock_wait_s=wait, progress=show,
+        tokenizer=TextTokenizer(stem=settings.lexical.stem, stopwords=settings.lexical.stopwords),
+        bm25_k1=settings.lexical.k1, bm25_b=settings.lexical.b,
     )
 
 

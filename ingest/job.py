@@ -38,10 +38,11 @@ from ingest.report import Change, IngestReport
 from ingest.sources import CorpusRoot, SourceFile, discover, file_sha256
 from ingest.unstructured_loader import SUPPORTED_SUFFIXES
 from rag.errors import ConfigError, IngestError, RagError
-from rag.index import ChunkStore, FaissIndex, IndexFiles, IndexFolder, LoadedIndex, open_index
+from rag.index import Bm25Index, ChunkStore, FaissIndex, IndexFiles, IndexFolder, LoadedIndex, open_index
 from rag.index.faiss_index import GpuMode
 from rag.index.folder import FORMAT_VERSION
 from rag.protocols import Embedder, Vectors
+from rag.tokenizer import TextTokenizer
 from rag.types import Chunk, DocType
 
 __all__ = ["IngestJob", "Progress", "Redactor"]
@@ -95,6 +96,9 @@ class IngestJob:
         redactor: Redactor | None = None,
         redact_doc_types: Sequence[DocType] = ("ticket",),
         dedup_threshold: float = 0.8,
+        tokenizer: TextTokenizer | None = None,
+        bm25_k1: float = 1.2,
+        bm25_b: float = 0.75,
         max_file_mb: float = 50.0,
         keep_versions: int = 3,
         lock_wait_s: float = 0.0,
@@ -110,6 +114,8 @@ class IngestJob:
         self._redactor = redactor
         self._redact_types = frozenset(redact_doc_types)
         self._dedup_threshold = dedup_threshold
+        self._tokenizer = tokenizer or TextTokenizer()
+        self._bm25 = {"k1": bm25_k1, "b": bm25_b}
         self._max_bytes = int(max_file_mb * 1_000_000)
         self._keep_versions = keep_versions
         self._lock_wait_s = lock_wait_s
@@ -141,8 +147,10 @@ class IngestJob:
 
     @contextmanager
     def _base(self) -> Iterator[LoadedIndex | None]:
-        """The current version, when there is one, opened read-only on the CPU."""
-        if self._folder.current() is None:
+        """The current version, opened read-only on the CPU; None when there is none, or when it
+        has an older format (its files are then all re-processed into the current format)."""
+        current = self._folder.current()
+        if current is None or _older_format(IndexFiles(self._folder.path_of(current)).manifest):
             yield None
             return
         base = open_index(self._folder.root, gpu="off")
@@ -224,8 +232,8 @@ class IngestJob:
         left_out = {source for source, _ in report.failed + report.skipped}
         report.plan = [c for c in report.plan if c.source not in left_out]  # they are listed with their reasons
         removed = [c.source for c in report.plan if c.kind == "removed"]
-        if base is not None and not parsed and not removed and not self._derived_updates(
-                base.store, base.vectors, report=None):
+        if base is not None and not parsed and not removed and base.manifest["lexical"] == self._lexical() and not (
+                self._derived_updates(base.store, base.vectors, report=None)):
             report.version = base.version
             report.documents["unchanged"] = sum(len(r["documents"]) for r in base.store.files().values())
             self._fill_counts(base.store, report)
@@ -315,6 +323,7 @@ class IngestJob:
             tick = time.perf_counter()
             self._derived_updates(store, vectors, report=report)
             vectors.save(files.vectors)
+            self._index_terms(store, files.bm25, fresh=base is None or base.manifest["lexical"] != self._lexical())
             version = self._folder.new_version_id()
             manifest = self._manifest(version, base, store, next_id)
             files.manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -411,6 +420,21 @@ class IngestJob:
             report.superseded = sorted(s for s, m in policies.items() if {**m, **updates.get(s, {})}.get("superseded"))
         return len(changed)
 
+    def _index_terms(self, store: ChunkStore, folder: Path, *, fresh: bool) -> None:
+        """Tokenise the chunks that have no stored terms yet (all when tokenising changed), build BM25."""
+        if fresh:
+            store.clear_terms()
+        pending = store.without_terms()
+        for start in range(0, len(pending), 512):
+            batch = pending[start : start + 512]
+            store.put_terms((chunk_id, self._tokenizer.tokens(text)) for chunk_id, text in batch)
+            self._progress("bm25", start + len(batch), len(pending))
+        ids, terms = store.terms()
+        Bm25Index.build(ids, terms, **self._bm25).save(folder)
+
+    def _lexical(self) -> dict[str, Any]:
+        return {"tokenizer": self._tokenizer.settings, **self._bm25}
+
     def _fill_counts(self, store: ChunkStore, report: IngestReport) -> None:
         report.chunks = len(store)
         report.by_doc_type = Counter(store.documents_by_doc_type())
@@ -428,10 +452,12 @@ class IngestJob:
                           "max_tokens": self._embedder.max_tokens},
             "chunking": self._chunker.settings,
             "redaction": self._redactor.settings if self._redactor else None,
+            "lexical": self._lexical(),
             "next_chunk_id": next_id,
             "counts": {"files": len(files), "documents": sum(len(r["documents"]) for r in files.values()),
                        "chunks": chunks, "by_format": dict(sorted(formats.items()))},
             "roots": sorted({r["root"] for r in files.values()}),
+            "filter_values": {"product": store.distinct("product"), "language": store.distinct("language")},
         }
 
 
@@ -464,6 +490,14 @@ def _vector_cache(store: ChunkStore, vectors: FaissIndex, ids: list[int]) -> dic
     order = sorted(chunks)
     rows = vectors.vectors_of(order)
     return {_digest(chunks[i].text): rows[n] for n, i in enumerate(order)}
+
+
+def _older_format(manifest: Path) -> bool:
+    try:
+        found = json.loads(manifest.read_text(encoding="utf-8")).get("format_version")
+    except (OSError, ValueError):
+        return False  # opening it reports the problem with its fix
+    return isinstance(found, int) and found < FORMAT_VERSION
 
 
 def _check_roots(roots: list[CorpusRoot]) -> None:

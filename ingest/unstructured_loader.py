@@ -56,7 +56,7 @@ for _name, _value in (("SCARF_NO_ANALYTICS", "true"), ("DO_NOT_TRACK", "true"),
     os.environ.setdefault(_name, _value)
 
 
-_ADAPTER_VERSION = 2  # bump when this module would turn the same file into different elements
+_ADAPTER_VERSION = 3  # bump when this module would turn the same file into different elements
 
 
 def parser_version() -> str:
@@ -307,13 +307,16 @@ def _json_safe(value: Any) -> Any:
     return value if value is None or isinstance(value, str | int | float | bool) else str(value)
 
 
+_UNMAPPED_GLYPH = re.compile(r"\(cid:\d+\)\s?")  # pdfminer's stand-in for a glyph it cannot map (bullets)
+
+
 def _front_matter_title(front_matter: dict[str, Any]) -> str:
     title = front_matter.get("title")
     return str(title).strip() if isinstance(title, str | int | float) else ""
 
 
 def _element(item: Any) -> Element | None:
-    text = (item.text or "").strip()
+    text = _UNMAPPED_GLYPH.sub("", item.text or "").strip()
     if not text or item.category in _SKIPPED:
         return None
     metadata = item.metadata

@@ -93,27 +93,99 @@ def serve(
                 port=settings.api.port, log_level="info")
 
 
+DocTypeOpt = Annotated[list[str] | None, typer.Option("--doc-type", help="doc, policy or ticket (repeatable).")]
+ProductOpt = Annotated[list[str] | None, typer.Option("--product", help="Exact product name (repeatable).")]
+LanguageOpt = Annotated[list[str] | None, typer.Option("--language", help="Language code, e.g. en, zh (repeatable).")]
+EffectiveOpt = Annotated[str | None, typer.Option("--effective-on", help="Only policies in effect on this day "
+                                                                        "(YYYY-MM-DD).")]
+
+
+def filters_body(doc_type: list[str] | None, product: list[str] | None, language: list[str] | None,
+                 effective_on: str | None) -> dict[str, Any] | None:
+    """The command line's filter options in the shape of /ask's "filters" (None when none given)."""
+    body = {"doc_type": doc_type, "product": product, "language": language, "effective_on": effective_on}
+    return {key: value for key, value in body.items() if value} or None
+
+
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
     server: Annotated[str | None, typer.Option(help="Ask a running API (e.g. http://127.0.0.1:8080) "
                                                     "instead of loading the index here.")] = None,
     top_k: Annotated[int | None, typer.Option("--top-k", help="Passages to give the model.")] = None,
-    doc_type: Annotated[list[str] | None, typer.Option("--doc-type", help="doc, policy or ticket (repeatable).")] = None,
+    doc_type: DocTypeOpt = None,
+    product: ProductOpt = None,
+    language: LanguageOpt = None,
+    effective_on: EffectiveOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")] = False,
     index: IndexOpt = None,
 ) -> None:
     """Ask one question and print the answer with its citations.
 
-    Example: rag ask "How long is the return window?" --server http://127.0.0.1:8080
+    Example: rag ask "How long is the return window?" --server http://127.0.0.1:8080 --doc-type policy
     """
     body: dict[str, Any] = {"question": question, "top_k": top_k,
-                            "filters": {"doc_type": doc_type} if doc_type else None}
+                            "filters": filters_body(doc_type, product, language, effective_on)}
     result = _ask_server(server, body) if server else guarded(lambda: asyncio.run(_ask_local(index, body)))
     if as_json:
         console.print_json(json.dumps(result, ensure_ascii=False))
     else:
         print_answer(result)
+
+
+@app.command()
+def search(
+    question: Annotated[str, typer.Argument(help="The question to retrieve passages for.")],
+    top_k: Annotated[int, typer.Option("--top-k", help="Passages to show.")] = 5,
+    mode: Annotated[str | None, typer.Option(help="dense, bm25 or hybrid [default: RAG_RETRIEVAL__MODE].")] = None,
+    doc_type: DocTypeOpt = None,
+    product: ProductOpt = None,
+    language: LanguageOpt = None,
+    effective_on: EffectiveOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    index: IndexOpt = None,
+) -> None:
+    """Retrieval only (no LLM): the passages /ask would hand the model, with relevance and raw scores.
+
+    Example: rag search "can I return an opened speaker" --product "Tidal BT5 speaker" --mode hybrid
+    """
+    from rag.factory import build_retriever
+    from rag.filters import parse_filters
+    from rag.retrieval import MODES
+
+    if mode is not None and mode not in MODES:
+        exit_with(InputError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}"))
+    settings = settings_with(index__dir=index)
+
+    def run() -> list[Any]:
+        filters = parse_filters(filters_body(doc_type, product, language, effective_on))
+        retriever, loaded = build_retriever(settings, mode=mode)  # type: ignore[arg-type]
+        try:
+            return retriever.retrieve(question, top_k=top_k, filters=filters)
+        finally:
+            loaded.close()
+
+    hits = guarded(run)
+    if as_json:
+        rows = [{"source": h.chunk.source, "title": h.chunk.title, "doc_type": h.chunk.doc_type, "score": h.score,
+                 "signals": h.signals, "text": h.chunk.text} for h in hits]
+        console.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    print_hits(hits)
+
+
+def print_hits(hits: list[Any]) -> None:
+    """Ranked passages: relevance, source, type and the raw signals behind the rank."""
+    from rich.table import Table
+
+    table = Table()
+    for name in ("#", "relevance", "source", "type", "signals", "text"):
+        table.add_column(name, overflow="fold")
+    for rank, hit in enumerate(hits, start=1):
+        signals = " ".join(f"{k}={v:g}" for k, v in hit.signals.items())
+        table.add_row(str(rank), f"{hit.score:.2f}", hit.chunk.source, hit.chunk.doc_type, signals,
+                      hit.chunk.text[:160].replace("\n", " "))
+    console.print(table if hits else "no passage matches (check the filters: `rag index show` lists the values)")
 
 
 def print_answer(result: dict[str, Any]) -> None:
@@ -130,11 +202,11 @@ async def _ask_local(index: Path | None, body: dict[str, Any]) -> dict[str, Any]
     from dataclasses import asdict
 
     from rag.factory import build_runtime
-    from rag.types import Filters
+    from rag.filters import parse_filters
 
+    filters = parse_filters(body["filters"])
     runtime = build_runtime(settings_with(index__dir=index))
     try:
-        filters = Filters(doc_types=tuple(body["filters"]["doc_type"])) if body["filters"] else None
         answer = await runtime.pipeline.ask(body["question"], top_k=body["top_k"], filters=filters)
         return asdict(answer)
     finally:

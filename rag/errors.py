@@ -10,6 +10,7 @@ Every message names the cause and the fix. The tree::
     │   ├── IndexCorruptError    an index that cannot be read or does not match its manifest
     │   └── IndexLockedError     another ingestion or rollback is changing the folder
     ├── EmbeddingError           the embedding model could not be loaded or run
+    ├── RerankerError            the reranking model could not be loaded or run
     ├── IngestError              a corpus that cannot be ingested
     │   └── DocumentParseError   one file that could not be parsed
     └── LLMError                 the language model server
@@ -37,6 +38,7 @@ __all__ = [
     "LLMTimeoutError",
     "LLMUnavailableError",
     "RagError",
+    "RerankerError",
 ]
 
 
@@ -66,6 +68,10 @@ class IndexCorruptError(IndexFolderError):
 
 class IndexLockedError(IndexFolderError):
     """Another process (ingestion or rollback) holds the index folder's lock."""
+
+
+class RerankerError(RagError):
+    """The reranking (cross-encoder) model could not be loaded or run."""
 
 
 class EmbeddingError(RagError):

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+
 import prompts
 from prompts import PromptTemplate
-from rag.errors import ConfigError, RagError
+from rag.errors import ConfigError, RagError, RerankerError
 from rag.index import IndexFolder, LoadedIndex, open_index
 from rag.llm import OpenAICompatibleLLM
 from rag.pipeline import RagPipeline
-from rag.protocols import Embedder
-from rag.registry import create_embedder
-from rag.retrieval import DenseRetriever
+from rag.protocols import Embedder, Reranker
+from rag.ranking import SourcePriors
+from rag.registry import create_embedder, create_reranker
+from rag.retrieval import HybridRetriever, RelevanceScale, RetrievalMode
 from rag.settings import Settings
 
-__all__ = ["Runtime", "build_embedder", "build_llm", "build_retriever", "build_runtime"]
+__all__ = ["Runtime", "build_embedder", "build_llm", "build_reranker", "build_retriever", "build_runtime"]
+
+log = logging.getLogger("rag.factory")
 
 
 class Runtime:
@@ -30,6 +35,7 @@ class Runtime:
         self._settings = settings
         self._embedder = embedder
         self._prompt = prompt
+        self._reranker = build_reranker(settings)
         self.llm = llm
         self.reload_error: str | None = None
         self._active = self._open()
@@ -56,7 +62,7 @@ class Runtime:
         return True
 
     def _open(self) -> tuple[RagPipeline, LoadedIndex]:
-        retriever, index = build_retriever(self._settings, embedder=self._embedder)
+        retriever, index = build_retriever(self._settings, embedder=self._embedder, reranker=self._reranker)
         retriever.retrieve("warm-up", top_k=1)  # load the model (and touch the index) now, not on a request
         options = self._settings
         pipeline = RagPipeline(
@@ -86,7 +92,26 @@ def build_llm(settings: Settings, *, stop: tuple[str, ...] = ()) -> OpenAICompat
     )
 
 
-def build_retriever(settings: Settings, *, embedder: Embedder | None = None) -> tuple[DenseRetriever, LoadedIndex]:
+def build_reranker(settings: Settings) -> Reranker | None:
+    """The configured reranker, loaded now; None (with one log line saying why) when unavailable."""
+    options = settings.retrieval
+    if not options.reranker:
+        return None
+    try:
+        reranker = create_reranker(options.reranker_backend, model=options.reranker, device=settings.embedding.device)
+        load = getattr(reranker, "load", None)
+        if load is not None:
+            load()
+    except RerankerError as exc:
+        log.warning("reranker %r is not available (%s): ranking without a reranker", options.reranker, exc)
+        return None
+    return reranker
+
+
+def build_retriever(
+    settings: Settings, *, embedder: Embedder | None = None, mode: RetrievalMode | None = None,
+    reranker: Reranker | None = None,
+) -> tuple[HybridRetriever, LoadedIndex]:
     """Open the index, check it was built with the configured embedding model, and wrap it."""
     index = open_index(settings.index.dir, gpu=settings.index.gpu)
     embedder = embedder or build_embedder(settings)
@@ -96,7 +121,15 @@ def build_retriever(settings: Settings, *, embedder: Embedder | None = None) -> 
             f"index at {settings.index.dir} was built with {index.embedding_model!r} but the "
             f"configured embedding model is {embedder.name!r}: re-run `rag ingest` or set RAG_EMBEDDING__MODEL"
         )
-    return DenseRetriever(embedder=embedder, vectors=index.vectors, store=index.store), index
+    options = settings.retrieval
+    retriever = HybridRetriever.over(
+        index, embedder=embedder, mode=mode or options.mode, fusion=options.fusion, rrf_k=options.rrf_k,
+        weights={"dense": options.dense_weight, "bm25": options.bm25_weight}, candidates=options.candidates,
+        priors=SourcePriors(options.doc_type_priors, options.policy_over_ticket),
+        max_per_document=options.max_per_document, reranker=reranker, rerank_top_n=options.rerank_top_n,
+        relevance=RelevanceScale(options.cosine_floor, options.cosine_ceiling, tuple(settings.embedding.languages)),
+    )
+    return retriever, index
 
 
 def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Runtime:

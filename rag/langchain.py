@@ -25,6 +25,7 @@ def to_document(hit: ScoredChunk) -> Document:
     metadata: dict[str, Any] = {
         "id": chunk.id, "source": chunk.source, "title": chunk.title, "doc_type": chunk.doc_type,
         "language": chunk.language, "section": chunk.section, "page": chunk.page, "score": hit.score,
+        "signals": dict(hit.signals), "product": chunk.metadata.get("product"),
     }
     return Document(page_content=chunk.text, metadata=metadata, id=str(chunk.id))
 

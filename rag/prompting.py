@@ -13,12 +13,16 @@ __all__ = ["build_messages", "cited_numbers", "make_citations", "render_passages
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 
 
+_KINDS = {"policy": "policy", "doc": "product document", "ticket": "past ticket"}
+
+
 def render_passages(hits: Sequence[ScoredChunk], *, max_chars: int = 1200) -> str:
-    """'[1] (Title — source)\\ntext' blocks, one per hit, in rank order."""
+    """'[1] (policy: Title — source)\\ntext' blocks, one per hit, in rank order."""
     blocks = []
     for n, hit in enumerate(hits, start=1):
         chunk = hit.chunk
-        blocks.append(f"[{n}] ({chunk.title} — {chunk.source})\n{chunk.text[:max_chars]}")
+        kind = _KINDS.get(chunk.doc_type, chunk.doc_type)
+        blocks.append(f"[{n}] ({kind}: {chunk.title} — {chunk.source})\n{chunk.text[:max_chars]}")
     return "\n\n".join(blocks)
 
 

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from rag.types import Filters, Message, ScoredChunk
 
-__all__ = ["Embedder", "LLMClient", "Retriever", "VectorIndex"]
+__all__ = ["Embedder", "LLMClient", "Reranker", "Retriever", "VectorIndex"]
 
 Vectors = npt.NDArray[np.float32]
 
@@ -53,6 +53,20 @@ class VectorIndex(Protocol):
     def search(
         self, query: Vectors, k: int, allowed_ids: Sequence[int] | None = None
     ) -> list[tuple[int, float]]: ...
+
+    def vectors_of(self, ids: Sequence[int]) -> Vectors: ...
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Scores (question, passage) pairs jointly, e.g. a cross-encoder; slower and sharper than embeddings."""
+
+    @property
+    def name(self) -> str: ...
+
+    def score(self, question: str, passages: Sequence[str]) -> list[float]:
+        """One relevance probability (0..1) per passage, in the order given."""
+        ...
 
 
 @runtime_checkable

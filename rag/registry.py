@@ -1,4 +1,4 @@
-"""Backends by name. Built-ins register exactly as an outside plug-in would.
+"""Backends by name (embedders, rerankers). Built-ins register exactly as an outside plug-in would.
 
 A plug-in package exposes an entry point in the group `rag.embedders`, whose value is a
 callable taking the embedding keyword arguments (model, device, batch_size) and returning
@@ -12,12 +12,14 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from rag.errors import ConfigError
-from rag.protocols import Embedder
+from rag.protocols import Embedder, Reranker
 
-__all__ = ["create_embedder", "embedder_names", "register_embedder"]
+__all__ = ["create_embedder", "create_reranker", "embedder_names", "register_embedder", "register_reranker"]
 
 EmbedderFactory = Callable[..., Embedder]
+RerankerFactory = Callable[..., Reranker]
 _EMBEDDERS: dict[str, EmbedderFactory] = {}
+_RERANKERS: dict[str, RerankerFactory] = {}
 
 
 def register_embedder(name: str, factory: EmbedderFactory) -> None:
@@ -41,10 +43,27 @@ def create_embedder(backend: str, **options: Any) -> Embedder:
     return _EMBEDDERS[backend](**options)
 
 
+def register_reranker(name: str, factory: RerankerFactory) -> None:
+    """Make `factory` (keyword arguments: model, device) available as reranking backend `name`."""
+    _RERANKERS[name] = factory
+
+
+def create_reranker(backend: str, **options: Any) -> Reranker:
+    """Build the reranker registered as `backend` (entry-point group `rag.rerankers` for plug-ins)."""
+    _load_plugins()
+    if backend not in _RERANKERS:
+        raise ConfigError(
+            f"unknown reranking backend {backend!r}: choose one of {', '.join(sorted(_RERANKERS))} "
+            "(RAG_RETRIEVAL__RERANKER_BACKEND)"
+        )
+    return _RERANKERS[backend](**options)
+
+
 def _load_plugins() -> None:
-    for entry in entry_points(group="rag.embedders"):
-        if entry.name not in _EMBEDDERS:
-            _EMBEDDERS[entry.name] = entry.load()
+    for group, registry in (("rag.embedders", _EMBEDDERS), ("rag.rerankers", _RERANKERS)):
+        for entry in entry_points(group=group):
+            if entry.name not in registry:
+                registry[entry.name] = entry.load()
 
 
 def _sentence_transformers(**options: Any) -> Embedder:
@@ -59,5 +78,12 @@ def _hash(**options: Any) -> Embedder:
     return HashEmbedder(dimension=int(options.get("dimension", 64)))
 
 
+def _cross_encoder(**options: Any) -> Reranker:
+    from rag.embedders.sentence_transformer import CrossEncoderReranker
+
+    return CrossEncoderReranker(**options)
+
+
 register_embedder("sentence-transformers", _sentence_transformers)
+register_reranker("cross-encoder", _cross_encoder)
 register_embedder("hash", _hash)

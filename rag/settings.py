@@ -15,8 +15,16 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 __all__ = [
-    "ApiSettings", "ChunkingSettings", "EmbeddingSettings", "IndexSettings", "IngestSettings", "LLMServerSettings",
-    "LLMSettings", "RetrievalSettings", "Settings",
+    "ApiSettings",
+    "ChunkingSettings",
+    "EmbeddingSettings",
+    "IndexSettings",
+    "IngestSettings",
+    "LLMServerSettings",
+    "LLMSettings",
+    "LexicalSettings",
+    "RetrievalSettings",
+    "Settings",
 ]
 
 
@@ -25,6 +33,8 @@ class EmbeddingSettings(BaseModel):
     model: str = "all-MiniLM-L6-v2"
     device: str = "auto"
     batch_size: int = Field(32, ge=1)
+    languages: list[str] = Field(["en"], description="scripts the model was trained on (en, zh, ja, ko); [] = all. "
+                                 "Outside them, relevance comes from lexical coverage")
 
 
 class ChunkingSettings(BaseModel):
@@ -52,9 +62,35 @@ class IngestSettings(BaseModel):
                                    "near-duplicates")
 
 
+class LexicalSettings(BaseModel):
+    """How ingestion builds the BM25 index (a change re-tokenises every chunk, nothing is re-embedded)."""
+
+    k1: float = Field(1.2, ge=0, description="BM25 term-frequency saturation")
+    b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation")
+    stem: bool = Field(True, description="Snowball-stem English words")
+    stopwords: bool = Field(True, description="drop English and Chinese stop words")
+
+
 class RetrievalSettings(BaseModel):
     top_k: int = Field(4, ge=1)
     max_top_k: int = Field(20, ge=1)
+    mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    fusion: Literal["rrf", "weighted"] = Field("weighted", description="weighted normalised scores (measured best on "
+                                                "eval/suites/sample.jsonl) or reciprocal rank fusion")
+    rrf_k: float = Field(60.0, gt=0)
+    dense_weight: float = Field(1.0, ge=0)
+    bm25_weight: float = Field(1.0, ge=0)
+    candidates: int = Field(50, ge=1, description="hits taken from each search before fusion")
+    doc_type_priors: dict[str, float] = Field(
+        default_factory=lambda: {"policy": 1.0, "doc": 1.0, "ticket": 1.0}, description="multipliers on the fused score")
+    policy_over_ticket: float = Field(0.7, ge=0, le=1, description="a ticket ranks behind every policy scoring at least "
+                                      "this share of its score: the policy wins where both match; 1 = off")
+    max_per_document: int = Field(2, ge=0, description="chunks of one document before others get a turn; 0 = no cap")
+    reranker: str | None = Field(None, description="cross-encoder model name or folder; skipped when unavailable")
+    reranker_backend: str = "cross-encoder"
+    rerank_top_n: int = Field(20, ge=1)
+    cosine_floor: float = Field(0.15, description="cosine of unrelated text for the embedding model (relevance 0)")
+    cosine_ceiling: float = Field(0.65, description="cosine of a clear paraphrase (relevance 1)")
 
 
 class LLMSettings(BaseModel):
@@ -100,6 +136,7 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = ChunkingSettings()
     ingest: IngestSettings = IngestSettings()
     index: IndexSettings = IndexSettings()
+    lexical: LexicalSettings = LexicalSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     llm: LLMSettings = LLMSettings()
     llm_server: LLMServerSettings = LLMServerSettings()

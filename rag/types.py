@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Literal
 
 __all__ = [
@@ -37,19 +38,28 @@ class Chunk:
 
 @dataclass(frozen=True, slots=True)
 class ScoredChunk:
-    """A chunk returned by a search, with its similarity (cosine, -1..1)."""
+    """A chunk returned by a search: `score` is its relevance in 0..1, `signals` the raw scores
+    behind it (dense cosine, BM25, fused rank score, source prior, lexical coverage, rerank)."""
 
     chunk: Chunk
     score: float
+    signals: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """Metadata restrictions on a search; empty fields mean no restriction."""
+    """Metadata restrictions on a search; empty fields mean no restriction.
+
+    Each tuple means "any of these". `products` compares case-insensitively (ASCII) with the chunk's
+    `product` metadata. `effective_on` keeps the policies in effect on that day (effective_from
+    <= day < effective_to; an unknown bound does not exclude) and leaves other doc types alone.
+    """
 
     doc_types: tuple[DocType, ...] = ()
     languages: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+    products: tuple[str, ...] = ()
+    effective_on: date | None = None
 
     def accepts(self, chunk: Chunk) -> bool:
         """True when the chunk passes every restriction."""
@@ -57,11 +67,28 @@ class Filters:
             (not self.doc_types or chunk.doc_type in self.doc_types)
             and (not self.languages or chunk.language in self.languages)
             and (not self.sources or chunk.source in self.sources)
+            and (not self.products or _ascii_lower(str(chunk.metadata.get("product") or ""))
+                 in {_ascii_lower(p) for p in self.products})
+            and (self.effective_on is None or chunk.doc_type != "policy" or _in_effect(chunk, self.effective_on))
         )
 
     def is_empty(self) -> bool:
         """True when nothing is restricted."""
-        return not (self.doc_types or self.languages or self.sources)
+        return not (self.doc_types or self.languages or self.sources or self.products or self.effective_on)
+
+
+def _ascii_lower(text: str) -> str:
+    """Lower-case A-Z only, as SQLite's lower() does, so the SQL filter and this one agree."""
+    return text.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _in_effect(chunk: Chunk, day: date) -> bool:
+    start, end = chunk.metadata.get("effective_from"), chunk.metadata.get("effective_to")
+    iso = day.isoformat()
+    return (not start or start <= iso) and (not end or iso < end)
 
 
 @dataclass(frozen=True, slots=True)

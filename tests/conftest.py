@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CORPUS = REPO / "samples" / "corpus"
-SAMPLE_QUESTIONS = REPO / "samples" / "questions.jsonl"
+SAMPLE_SUITE = REPO / "eval" / "suites" / "sample.jsonl"
 
 TINY_CORPUS = {
     "policies/returns.md": "# Returns policy\n\nEffective date: 2025-04-01.\n\n## Return window\n\n"

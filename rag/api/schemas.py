@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,16 +13,21 @@ __all__ = ["AskRequest", "AskResponse", "CitationOut", "ErrorBody", "ErrorOut", 
 
 
 class FiltersIn(BaseModel):
-    """Restrict retrieval by metadata; each list means 'any of these'."""
+    """Restrict retrieval by metadata; each list means 'any of these', and all given keys must hold."""
 
     model_config = ConfigDict(extra="forbid")
 
     doc_type: list[Literal["doc", "policy", "ticket"]] = Field(default_factory=list)
+    product: list[str] = Field(default_factory=list, examples=[["Aurora X2 headlamp"]],
+                               description="Exact product names (case-insensitive); see `rag index show`.")
     language: list[str] = Field(default_factory=list, examples=[["en"]])
-    source: list[str] = Field(default_factory=list)
+    source: list[str] = Field(default_factory=list, description="Document ids, e.g. policies/returns-policy-2025.md.")
+    effective_on: date | None = Field(None, description="Only policies in effect on this day (YYYY-MM-DD); "
+                                                        "other doc types are not affected.")
 
     def to_filters(self) -> Filters:
-        return Filters(doc_types=tuple(self.doc_type), languages=tuple(self.language), sources=tuple(self.source))
+        return Filters(doc_types=tuple(self.doc_type), languages=tuple(self.language), sources=tuple(self.source),
+                       products=tuple(self.product), effective_on=self.effective_on)
 
 
 class AskRequest(BaseModel):
@@ -40,7 +46,7 @@ class CitationOut(BaseModel):
     source: str
     title: str
     snippet: str
-    score: float = Field(description="Cosine similarity of the passage to the question.")
+    score: float = Field(description="Relevance of the passage to the question, 0..1 (comparable across questions).")
     cited: bool = Field(description="Whether the answer cites this passage.")
     doc_type: str
     section: str = ""

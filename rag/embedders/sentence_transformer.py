@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.errors import EmbeddingError
+from rag.errors import EmbeddingError, RerankerError
 from rag.protocols import Vectors
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["PACKAGED_MODELS", "SentenceTransformerEmbedder", "resolve_model_path"]
+__all__ = ["PACKAGED_MODELS", "CrossEncoderReranker", "SentenceTransformerEmbedder", "resolve_model_path"]
 
 # Models that ship inside PyPI packages: name -> (module, attribute holding the folder).
 PACKAGED_MODELS: dict[str, tuple[str, str]] = {
@@ -126,3 +126,47 @@ class SentenceTransformerEmbedder:
                 raise EmbeddingError(f"embedding failed: {exc}") from exc
         matrix: Vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         return matrix
+
+
+class CrossEncoderReranker:
+    """Reranks with a sentence-transformers cross-encoder (one relevance logit per pair -> sigmoid)."""
+
+    def __init__(self, *, model: str, device: str = "auto", batch_size: int = 32) -> None:
+        self._model_name = model
+        self._device = device
+        self._batch_size = batch_size
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._model_name
+
+    @cached_property
+    def _model(self) -> Any:
+        path = resolve_model_path(self._model_name)
+        try:
+            from sentence_transformers import CrossEncoder
+
+            return CrossEncoder(path, device=None if self._device == "auto" else self._device)
+        except (ImportError, OSError, ValueError, RuntimeError) as exc:
+            raise RerankerError(f"cannot load reranker {self._model_name!r}: {exc}") from exc
+
+    def load(self) -> None:
+        """Load the model now (to know at start-up whether it is available)."""
+        _ = self._model
+
+    def score(self, question: str, passages: Sequence[str]) -> list[float]:
+        if not passages:
+            return []
+        with self._lock:
+            try:
+                logits = self._model.predict([(question, p) for p in passages], batch_size=self._batch_size,
+                                             activation_fn=_identity, show_progress_bar=False, convert_to_numpy=True)
+            except RuntimeError as exc:
+                raise RerankerError(f"reranking failed: {exc}") from exc
+        values = np.asarray(logits, dtype=np.float64).reshape(len(passages), -1)[:, -1]
+        return [round(float(v), 4) for v in 1.0 / (1.0 + np.exp(-values))]
+
+
+def _identity(values: Any) -> Any:
+    return values

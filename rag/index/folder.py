@@ -5,7 +5,8 @@
         versions/<id>/          one complete index:
             manifest.json       embedding model, chunker, parser, counts, parent version
             vectors.faiss       the CPU FAISS index (ID-mapped inner product)
-            chunks.sqlite3      chunk text and metadata by id, and the files they came from
+            chunks.sqlite3      chunk text, metadata and BM25 terms by id, and the files they came from
+            bm25/               the BM25 index over the same chunks (see `rag.index.bm25_index`)
         versions/.staging-*     a version being written (a crashed run leaves one; the next run removes it)
         ingest.lock             held (flock) by the ingestion or rollback that is changing the folder
 
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import IndexCorruptError, IndexLockedError, IndexNotFoundError
+from rag.index.bm25_index import Bm25Index
 from rag.index.faiss_index import FaissIndex, GpuMode
 from rag.index.store import ChunkStore
 
@@ -37,7 +39,7 @@ __all__ = [
     "FORMAT_VERSION", "IndexFiles", "IndexFolder", "LoadedIndex", "VersionInfo", "open_index", "read_manifest",
 ]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: adds bm25/ and the terms table
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,10 @@ class IndexFiles:
     @property
     def chunks(self) -> Path:
         return self.root / "chunks.sqlite3"
+
+    @property
+    def bm25(self) -> Path:
+        return self.root / "bm25"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +85,7 @@ class LoadedIndex:
     manifest: dict[str, Any]
     vectors: FaissIndex
     store: ChunkStore
+    lexical: Bm25Index
 
     @property
     def version(self) -> str:
@@ -87,6 +94,11 @@ class LoadedIndex:
     @property
     def embedding_model(self) -> str:
         return str(self.manifest["embedding"]["model"])
+
+    @property
+    def tokenizer_settings(self) -> dict[str, Any]:
+        """How the BM25 terms were made; queries must be tokenised the same way."""
+        return dict(self.manifest["lexical"]["tokenizer"])
 
     def close(self) -> None:
         self.store.close()
@@ -252,19 +264,20 @@ def open_index(root: Path, *, gpu: GpuMode = "auto") -> LoadedIndex:
     files = IndexFiles(path)
     manifest = read_manifest(files.manifest)
     vectors = FaissIndex.load(files.vectors, gpu=gpu)
+    lexical = Bm25Index.load(files.bm25)
     store = ChunkStore(files.chunks)
     expected = manifest["counts"]["chunks"]
-    if len(vectors) != expected or len(store) != expected:
+    if not len(vectors) == len(store) == len(lexical) == expected:
         store.close()
         raise IndexCorruptError(
             f"index at {path} is inconsistent: manifest says {expected} chunks, FAISS has "
-            f"{len(vectors)}, the chunk store {len(store)}. Roll back with `rag index rollback` or rebuild "
-            "with `rag ingest --full`"
+            f"{len(vectors)}, BM25 {len(lexical)}, the chunk store {len(store)}. Roll back with "
+            "`rag index rollback` or rebuild with `rag ingest --full`"
         )
     if vectors.dimension != manifest["embedding"]["dimension"]:
         store.close()
         raise IndexCorruptError(f"index at {path}: FAISS dimension disagrees with the manifest; rebuild it")
-    return LoadedIndex(path, manifest, vectors, store)
+    return LoadedIndex(path, manifest, vectors, store, lexical)
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

@@ -28,11 +28,23 @@ CREATE TABLE IF NOT EXISTS chunks (
     metadata TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
+CREATE INDEX IF NOT EXISTS chunks_doc_type ON chunks(doc_type, id);
+CREATE INDEX IF NOT EXISTS chunks_language ON chunks(language, id);
+CREATE INDEX IF NOT EXISTS chunks_product ON chunks(lower(json_extract(metadata, '$.product')));
+CREATE TABLE IF NOT EXISTS terms (
+    id INTEGER PRIMARY KEY,
+    terms TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS files (
     source TEXT PRIMARY KEY,
     record TEXT NOT NULL
 );
 """
+_IN_EFFECT = (
+    "(doc_type != 'policy' OR ((COALESCE(json_extract(metadata, '$.effective_from'), '') = '' "
+    "OR json_extract(metadata, '$.effective_from') <= ?) AND (COALESCE(json_extract(metadata, '$.effective_to'), '') = '' "
+    "OR ? < json_extract(metadata, '$.effective_to'))))"
+)
 _COLUMNS = "id, source, title, doc_type, language, section, page, text, metadata"
 
 
@@ -60,6 +72,27 @@ class ChunkStore:
     def remove(self, ids: Sequence[int]) -> None:
         with self._lock, self._db:
             self._db.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i in ids])
+            self._db.executemany("DELETE FROM terms WHERE id = ?", [(i,) for i in ids])
+
+    def put_terms(self, rows: Iterable[tuple[int, list[str]]]) -> None:
+        """Remember each chunk's BM25 terms, so the next version's BM25 index needs no re-tokenising."""
+        with self._lock, self._db:
+            self._db.executemany("INSERT OR REPLACE INTO terms (id, terms) VALUES (?, ?)",
+                                 [(i, " ".join(t)) for i, t in rows])
+
+    def clear_terms(self) -> None:
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM terms")
+
+    def without_terms(self) -> list[tuple[int, str]]:
+        """(id, text) of the chunks whose terms are not stored yet."""
+        return [(int(i), str(t)) for i, t in self._query(
+            "SELECT id, text FROM chunks WHERE id NOT IN (SELECT id FROM terms) ORDER BY id", [])]
+
+    def terms(self) -> tuple[list[int], list[list[str]]]:
+        """Every chunk's id and BM25 terms, in id order."""
+        rows = self._query("SELECT c.id, t.terms FROM chunks c JOIN terms t ON t.id = c.id ORDER BY c.id", [])
+        return [int(r[0]) for r in rows], [r[1].split(" ") if r[1] else [] for r in rows]
 
     def update_metadata(self, source: str, updates: dict[str, Any]) -> int:
         """Merge `updates` into the metadata of every chunk of one document; returns chunks changed."""
@@ -107,18 +140,28 @@ class ChunkStore:
         return {row[0]: _from_row(row) for row in rows}
 
     def ids_matching(self, filters: Filters) -> list[int]:
+        """Ids of the chunks that pass `filters` (the same rules as `Filters.accepts`, in SQL)."""
         clauses: list[str] = []
         args: list[str] = []
         for column, values in (
             ("doc_type", filters.doc_types),
             ("language", filters.languages),
             ("source", filters.sources),
+            ("lower(json_extract(metadata, '$.product'))", tuple(p.lower() for p in filters.products)),
         ):
             if values:
                 clauses.append(f"{column} IN ({','.join('?' * len(values))})")
                 args.extend(values)
+        if filters.effective_on is not None:
+            clauses.append(_IN_EFFECT)
+            args.extend([filters.effective_on.isoformat()] * 2)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         return [row[0] for row in self._query(f"SELECT id FROM chunks{where}", args)]
+
+    def distinct(self, key: str) -> list[str]:
+        """The values one metadata key takes across the store (products, say), sorted."""
+        rows = self._query("SELECT DISTINCT json_extract(metadata, ?) FROM chunks", [f"$.{key}"])
+        return sorted(str(row[0]) for row in rows if row[0] not in (None, ""))
 
     def of_doc_type(self, doc_type: str) -> list[Chunk]:
         """Every chunk of one doc type, in id order (documents' chunks stay in reading order)."""
@@ -129,6 +172,13 @@ class ChunkStore:
         """How many documents (distinct sources) of each doc type the store holds."""
         rows = self._query("SELECT doc_type, COUNT(DISTINCT source) FROM chunks GROUP BY doc_type", [])
         return {str(kind): int(count) for kind, count in rows}
+
+    def duplicate_groups(self) -> dict[str, str]:
+        """Source -> its near-duplicate group, for the documents that share a group with others."""
+        rows = self._query(
+            "SELECT DISTINCT source, json_extract(metadata, '$.duplicate_group') FROM chunks "
+            "WHERE json_extract(metadata, '$.duplicates') > 1", [])
+        return {str(source): str(group) for source, group in rows}
 
     def all(self) -> list[Chunk]:
         return [_from_row(row) for row in self._query(f"SELECT {_COLUMNS} FROM chunks ORDER BY id", [])]

@@ -16,7 +16,7 @@ import prompts
 from ingest.report import IngestReport
 from rag.index import open_index
 from rag.pipeline import RagPipeline
-from rag.retrieval import DenseRetriever
+from rag.retrieval import HybridRetriever
 from rag.testing import ScriptedLLM
 from tests.conftest import SAMPLE_CORPUS
 
@@ -59,7 +59,7 @@ def test_no_planted_value_in_the_ingest_output(tmp_path: Path) -> None:
 
 def test_answers_quote_only_redacted_text(sample_index: tuple[Path, IngestReport], minilm: object) -> None:
     index = open_index(sample_index[0], gpu="off")
-    retriever = DenseRetriever(embedder=minilm, vectors=index.vectors, store=index.store)  # type: ignore[arg-type]
+    retriever = HybridRetriever.over(index, embedder=minilm)  # type: ignore[arg-type]
     llm = ScriptedLLM()
     pipeline = RagPipeline(retriever=retriever, llm=llm, prompt=prompts.load("answer"),
                            index_version=index.version, max_top_k=20)

@@ -38,6 +38,7 @@ def test_types_and_errors_import_nothing_of_the_project() -> None:
 @pytest.mark.parametrize("adapter,library", [
     ("rag/index/faiss_index.py", "faiss"), ("rag/embedders/sentence_transformer.py", "sentence_transformers"),
     ("rag/llm/openai_compatible.py", "openai"), ("ingest/unstructured_loader.py", "unstructured"),
+    ("rag/index/bm25_index.py", "bm25s"), ("rag/tokenizer.py", "jieba"), ("rag/tokenizer.py", "Stemmer"),
 ])
 def test_each_library_is_imported_in_one_module(adapter: str, library: str) -> None:
     users = [f for package in ("rag", "ingest", "eval") for f, names in imported_modules(package).items()

@@ -10,6 +10,7 @@ import pytest
 
 from rag.errors import IndexCorruptError, IndexLockedError, IndexNotFoundError
 from rag.index import IndexFolder, open_index
+from rag.index.folder import FORMAT_VERSION
 from tests.conftest import TINY_CORPUS, make_job, roots_of, write_corpus
 
 
@@ -49,7 +50,7 @@ def test_a_dangling_pointer_or_old_format_is_a_clear_error(three_versions: tuple
     with pytest.raises(IndexCorruptError, match="missing: `rag index rollback`"):
         open_index(folder.root)
     manifest = folder.path_of(versions[0]) / "manifest.json"
-    manifest.write_text(manifest.read_text().replace('"format_version": 2', '"format_version": 1'))
+    manifest.write_text(manifest.read_text().replace(f'"format_version": {FORMAT_VERSION}', '"format_version": 1'))
     with pytest.raises(IndexCorruptError, match="rag ingest --full"):
         open_index(folder.path_of(versions[0]))
 

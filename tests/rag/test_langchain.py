@@ -7,13 +7,13 @@ from langchain_core.retrievers import BaseRetriever
 from rag.embedders import HashEmbedder
 from rag.index import open_index
 from rag.langchain import LangChainRetriever
-from rag.retrieval import DenseRetriever
+from rag.retrieval import HybridRetriever
 from rag.types import Filters
 
 
 def test_adapter_is_a_langchain_retriever(tiny_index: Path) -> None:
     index = open_index(tiny_index, gpu="off")
-    ours = DenseRetriever(embedder=HashEmbedder(), vectors=index.vectors, store=index.store)
+    ours = HybridRetriever.over(index, embedder=HashEmbedder())
     retriever = LangChainRetriever(retriever=ours, top_k=2)
     assert isinstance(retriever, BaseRetriever)
     docs = retriever.invoke("Aurora X2 lumens")

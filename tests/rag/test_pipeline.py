@@ -10,7 +10,7 @@ from rag.embedders import HashEmbedder
 from rag.errors import InputError
 from rag.index import open_index
 from rag.pipeline import RagPipeline
-from rag.retrieval import DenseRetriever
+from rag.retrieval import HybridRetriever
 from rag.testing import ScriptedLLM
 from rag.types import Filters
 
@@ -18,7 +18,7 @@ from rag.types import Filters
 @pytest.fixture()
 def pipeline(tiny_index: Path) -> RagPipeline:
     index = open_index(tiny_index, gpu="off")
-    retriever = DenseRetriever(embedder=HashEmbedder(), vectors=index.vectors, store=index.store)
+    retriever = HybridRetriever.over(index, embedder=HashEmbedder())
     return RagPipeline(retriever=retriever, llm=ScriptedLLM(), prompt=prompts.load("answer"),
                        index_version=index.version, top_k=3, max_top_k=5, max_question_chars=100)
 
