@@ -17,7 +17,7 @@ from eval.retrieval import RetrievalResults, evaluate, headline_ndcg
 from eval.suite import SuiteCase, load_suite
 from rag.cli import exit_with, settings_with
 from rag.errors import RagError
-from rag.factory import build_embedder, build_retriever
+from rag.factory import build_embedder, build_reranker, build_retriever
 from rag.protocols import Retriever
 from rag.retrieval import MODES, RetrievalMode
 from rag.settings import Settings
@@ -78,10 +78,11 @@ def _evaluate(
 ) -> tuple[RetrievalResults, str]:
     """One retriever per mode over one shared embedder (the model loads once); the index version evaluated."""
     embedder = build_embedder(settings)
+    reranker = build_reranker(settings)
     retrievers: dict[str, Retriever] = {}
     with ExitStack() as stack:
         for mode in modes:
-            retriever, loaded = build_retriever(settings, embedder=embedder, mode=mode)
+            retriever, loaded = build_retriever(settings, embedder=embedder, mode=mode, reranker=reranker)
             stack.callback(loaded.close)
             retriever.retrieve("warm-up", top_k=1)  # load the model and touch the index before timing
             retrievers[mode] = retriever

@@ -149,7 +149,7 @@ def search(
 
     Example: rag search "can I return an opened speaker" --product "Tidal BT5 speaker" --mode hybrid
     """
-    from rag.factory import build_retriever
+    from rag.factory import build_reranker, build_retriever
     from rag.filters import parse_filters
     from rag.retrieval import MODES
 
@@ -159,7 +159,8 @@ def search(
 
     def run() -> list[Any]:
         filters = parse_filters(filters_body(doc_type, product, language, effective_on))
-        retriever, loaded = build_retriever(settings, mode=mode)  # type: ignore[arg-type]
+        reranker = build_reranker(settings)
+        retriever, loaded = build_retriever(settings, mode=mode, reranker=reranker)  # type: ignore[arg-type]
         try:
             return retriever.retrieve(question, top_k=top_k, filters=filters)
         finally:

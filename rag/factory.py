@@ -103,7 +103,8 @@ def build_reranker(settings: Settings) -> Reranker | None:
         if load is not None:
             load()
     except RerankerError as exc:
-        log.warning("reranker %r is not available (%s): ranking without a reranker", options.reranker, exc)
+        reason = " ".join(str(exc).split())  # one line, whatever the library's message looks like
+        log.warning("reranker %r is not available (%s): ranking without a reranker", options.reranker, reason)
         return None
     return reranker
 

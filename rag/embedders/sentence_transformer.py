@@ -147,7 +147,9 @@ class CrossEncoderReranker:
         try:
             from sentence_transformers import CrossEncoder
 
-            return CrossEncoder(path, device=None if self._device == "auto" else self._device)
+            # Only what is on this machine (a folder or the local Hugging Face cache): never a
+            # download that can hang a start-up; a missing model is reported and skipped.
+            return CrossEncoder(path, device=None if self._device == "auto" else self._device, local_files_only=True)
         except (ImportError, OSError, ValueError, RuntimeError) as exc:
             raise RerankerError(f"cannot load reranker {self._model_name!r}: {exc}") from exc
 

@@ -40,9 +40,27 @@ def test_no_planted_value_in_the_index_files(sample_index: tuple[Path, IngestRep
     index_dir, report = sample_index
     assert report.redactions["EMAIL"] and report.redactions["PHONE"] and report.redactions["CARD"]
     version = open_index(index_dir, gpu="off").root
-    for path in version.iterdir():  # chunks.sqlite3 (text, metadata, files table), vectors.faiss, manifest.json
+    files = [p for p in version.rglob("*") if p.is_file()]  # chunks.sqlite3 (text, terms, metadata, files), faiss,
+    assert {p.name for p in files} >= {"chunks.sqlite3", "vectors.faiss", "manifest.json", "vocab.index.json"}  # + bm25/
+    for path in files:
         assert leaked(path.read_bytes().decode("utf-8", errors="replace")) == [], path.name
     assert leaked(json.dumps(report.to_json())) == []
+
+
+def test_no_planted_value_in_the_bm25_vocabulary(sample_index: tuple[Path, IngestReport]) -> None:
+    """BM25 stores single terms, so a value leaks when every one of its distinctive terms is there."""
+    from rag.tokenizer import TextTokenizer
+
+    index = open_index(sample_index[0], gpu="off")
+    vocabulary = set(json.loads((index.root / "bm25" / "vocab.index.json").read_text(encoding="utf-8")))
+    tokenizer = TextTokenizer.from_settings(index.tokenizer_settings)
+    distinctive = {value: [t for t in tokenizer.tokens(value) if len(t) >= 4 or t.isdigit()] for value in VALUES}
+    def found(terms_of_corpus: set[str]) -> list[str]:
+        return [value for value, terms in distinctive.items() if terms and all(t in terms_of_corpus for t in terms)]
+
+    raw = " ".join(p.read_text(encoding="utf-8") for p in (SAMPLE_CORPUS / "tickets").iterdir())
+    assert found(set(tokenizer.tokens(raw))) == VALUES  # the check can fail: unredacted, every value would be found
+    assert found(vocabulary) == []
 
 
 def test_no_planted_value_in_the_ingest_output(tmp_path: Path) -> None:
