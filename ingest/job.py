@@ -37,7 +37,7 @@ from ingest.metadata import canonical_metadata, declared_metadata, resolve_polic
 from ingest.report import Change, IngestReport
 from ingest.sources import CorpusRoot, SourceFile, discover, file_sha256
 from ingest.unstructured_loader import SUPPORTED_SUFFIXES
-from rag.errors import ConfigError, IngestError, RagError
+from rag.errors import ConfigError, IndexCorruptError, IndexNotFoundError, IngestError, RagError
 from rag.index import Bm25Index, ChunkStore, FaissIndex, IndexFiles, IndexFolder, LoadedIndex, open_index
 from rag.index.faiss_index import GpuMode
 from rag.index.folder import FORMAT_VERSION
@@ -134,11 +134,11 @@ class IngestJob:
         _check_roots(corpus)
         report = IngestReport(index_dir=self._folder.root, dry_run=dry_run)
         if dry_run:
-            with self._base() as base:
+            with self._base(full=full) as base:
                 self._plan(corpus, base, report, full=full, allow_empty=allow_empty)
                 report.version = base.version if base else ""
         else:
-            with self._folder.lock(wait_s=self._lock_wait_s), self._base() as base:
+            with self._folder.lock(wait_s=self._lock_wait_s), self._base(full=full) as base:
                 self._folder.remove_stale_staging()
                 planned = self._plan(corpus, base, report, full=full, allow_empty=allow_empty)
                 self._execute(planned, base, report, full=full)
@@ -146,14 +146,21 @@ class IngestJob:
         return report
 
     @contextmanager
-    def _base(self) -> Iterator[LoadedIndex | None]:
-        """The current version, opened read-only on the CPU; None when there is none, or when it
-        has an older format (its files are then all re-processed into the current format)."""
+    def _base(self, *, full: bool) -> Iterator[LoadedIndex | None]:
+        """The current version, opened read-only on the CPU; None when there is none, when it has
+        an older format, or (with --full, the fix its errors suggest) when it cannot be opened:
+        every file is then re-processed into a new version."""
         current = self._folder.current()
         if current is None or _older_format(IndexFiles(self._folder.path_of(current)).manifest):
             yield None
             return
-        base = open_index(self._folder.root, gpu="off")
+        try:
+            base = open_index(self._folder.root, gpu="off")
+        except (IndexCorruptError, IndexNotFoundError):
+            if not full:
+                raise
+            yield None
+            return
         try:
             yield base
         finally:

@@ -5,7 +5,7 @@ The shape is the one `/ask` takes under "filters"; every key is optional:
     {"doc_type": ["policy"], "product": ["Aurora X2 headlamp"], "language": ["zh"],
      "source": ["policies/returns-policy-2025.md"], "effective_on": "2025-01-15"}
 
-A single string is accepted where a list is expected.
+Here a single string is also accepted where a list is expected (the `/ask` schema wants lists).
 """
 
 from __future__ import annotations

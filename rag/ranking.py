@@ -83,7 +83,7 @@ class SourcePriors:
         keyed = []
         for chunk, score in scored:
             if chunk.doc_type == "ticket":
-                rivals = [p for p in policies if self.policy_over_ticket * score <= p < score]
+                rivals = [p for p in policies if self.policy_over_ticket * score <= p <= score]
                 score = min(rivals) - 1e-9 if rivals else score
             keyed.append((score, chunk))
         return [chunk for _, chunk in sorted(keyed, key=lambda pair: pair[0], reverse=True)]
@@ -106,11 +106,15 @@ def demote_superseded(ranked: Sequence[Chunk]) -> list[Chunk]:
             moved.setdefault(successor, []).append(chunk)
         else:
             kept.append(chunk)
-    result = []
-    for chunk in kept:
+    result: list[Chunk] = []
+
+    def emit(chunk: Chunk) -> None:
         result.append(chunk)
-        if chunk.source in moved:
-            result.extend(moved.pop(chunk.source))
+        for older in moved.pop(chunk.source, []):  # a chain (2023 -> 2024 -> 2025) unrolls behind the newest
+            emit(older)
+
+    for chunk in kept:
+        emit(chunk)
     return result
 
 

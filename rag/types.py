@@ -67,10 +67,13 @@ class Filters:
             (not self.doc_types or chunk.doc_type in self.doc_types)
             and (not self.languages or chunk.language in self.languages)
             and (not self.sources or chunk.source in self.sources)
-            and (not self.products or _ascii_lower(str(chunk.metadata.get("product") or ""))
-                 in {_ascii_lower(p) for p in self.products})
+            and (not self.products or _ascii_lower(str(chunk.metadata.get("product") or "")) in self.product_keys())
             and (self.effective_on is None or chunk.doc_type != "policy" or _in_effect(chunk, self.effective_on))
         )
+
+    def product_keys(self) -> set[str]:
+        """The product names as compared: A-Z lower-cased only, as SQLite's lower() does."""
+        return {_ascii_lower(p) for p in self.products}
 
     def is_empty(self) -> bool:
         """True when nothing is restricted."""

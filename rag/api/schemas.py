@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from rag.types import Filters
 
 __all__ = ["AskRequest", "AskResponse", "CitationOut", "ErrorBody", "ErrorOut", "FiltersIn", "HealthOut"]
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
 class FiltersIn(BaseModel):
@@ -18,10 +21,10 @@ class FiltersIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     doc_type: list[Literal["doc", "policy", "ticket"]] = Field(default_factory=list)
-    product: list[str] = Field(default_factory=list, examples=[["Aurora X2 headlamp"]],
-                               description="Exact product names (case-insensitive); see `rag index show`.")
-    language: list[str] = Field(default_factory=list, examples=[["en"]])
-    source: list[str] = Field(default_factory=list, description="Document ids, e.g. policies/returns-policy-2025.md.")
+    product: list[Name] = Field(default_factory=list, examples=[["Aurora X2 headlamp"]],
+                                description="Exact product names (case-insensitive); see `rag index show`.")
+    language: list[Name] = Field(default_factory=list, examples=[["en"]])
+    source: list[Name] = Field(default_factory=list, description="Document ids, e.g. policies/returns-policy-2025.md.")
     effective_on: date | None = Field(None, description="Only policies in effect on this day (YYYY-MM-DD); "
                                                         "other doc types are not affected.")
 

@@ -266,12 +266,12 @@ def open_index(root: Path, *, gpu: GpuMode = "auto") -> LoadedIndex:
     vectors = FaissIndex.load(files.vectors, gpu=gpu)
     lexical = Bm25Index.load(files.bm25)
     store = ChunkStore(files.chunks)
-    expected = manifest["counts"]["chunks"]
-    if not len(vectors) == len(store) == len(lexical) == expected:
+    expected, stored = manifest["counts"]["chunks"], len(store)
+    if not len(vectors) == stored == len(lexical) == expected:
         store.close()
         raise IndexCorruptError(
             f"index at {path} is inconsistent: manifest says {expected} chunks, FAISS has "
-            f"{len(vectors)}, BM25 {len(lexical)}, the chunk store {len(store)}. Roll back with "
+            f"{len(vectors)}, BM25 {len(lexical)}, the chunk store {stored}. Roll back with "
             "`rag index rollback` or rebuild with `rag ingest --full`"
         )
     if vectors.dimension != manifest["embedding"]["dimension"]:

@@ -147,7 +147,7 @@ class ChunkStore:
             ("doc_type", filters.doc_types),
             ("language", filters.languages),
             ("source", filters.sources),
-            ("lower(json_extract(metadata, '$.product'))", tuple(p.lower() for p in filters.products)),
+            ("lower(json_extract(metadata, '$.product'))", tuple(sorted(filters.product_keys()))),
         ):
             if values:
                 clauses.append(f"{column} IN ({','.join('?' * len(values))})")
