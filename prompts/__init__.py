@@ -18,6 +18,7 @@ class PromptTemplate:
     system: str
     user: str
     stop: tuple[str, ...] = ()
+    refusal: str = ""
 
     @property
     def id(self) -> str:
@@ -39,7 +40,8 @@ def load(name: str, version: str = "latest") -> PromptTemplate:
     if chosen not in versions:
         raise LookupError(f"prompt {name!r} has no version {version!r}; available: {', '.join(versions)}")
     data = tomllib.loads(resources.files(__package__).joinpath(f"{name}.{chosen}.toml").read_text("utf-8"))
-    return PromptTemplate(name, chosen, data["system"], data["user"], tuple(data.get("stop", ())))
+    return PromptTemplate(name, chosen, data["system"], data["user"], tuple(data.get("stop", ())),
+                          str(data.get("refusal", "")))
 
 
 def _version_key(version: str) -> tuple[int, ...]:

@@ -192,11 +192,18 @@ def print_hits(hits: list[Any]) -> None:
 def print_answer(result: dict[str, Any]) -> None:
     """The answer, then each passage: [n] title — source (score), cited ones marked."""
     console.print(f"[bold]{result['answer'] or '(empty answer)'}[/]", highlight=False)
+    decision = result.get("decision", "answer")
+    console.print(f"[dim]{decision} (confidence {result.get('confidence', 0):.2f}): {result.get('reason', '')}[/]",
+                  highlight=False)
+    for sentence in result.get("removed", []):
+        console.print(f"[dim]  removed, not backed by a passage: {sentence}[/]", highlight=False)
     for c in result["citations"]:
         mark = "*" if c["cited"] else " "
         console.print(f" {mark}[{c['n']}] {c['title']} — {c['source']} (score {c['score']:.2f})", highlight=False)
     timings = ", ".join(f"{k} {v:.0f} ms" for k, v in result["timings_ms"].items())
-    console.print(f"[dim]model {result['model']} · index {result['index_version']} · {timings}[/]", highlight=False)
+    prompt = f" · prompt {result['prompt']}" if result.get("prompt") else ""
+    console.print(f"[dim]model {result['model']}{prompt} · index {result['index_version']} · {timings}[/]",
+                  highlight=False)
 
 
 async def _ask_local(index: Path | None, body: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import logging
 
 import prompts
 from prompts import PromptTemplate
+from rag.decisions import AnswerPolicy
 from rag.errors import ConfigError, RagError, RerankerError
 from rag.index import IndexFolder, LoadedIndex, open_index
 from rag.llm import OpenAICompatibleLLM
@@ -15,6 +16,7 @@ from rag.ranking import SourcePriors
 from rag.registry import create_embedder, create_reranker
 from rag.retrieval import HybridRetriever, RelevanceScale, RetrievalMode
 from rag.settings import Settings
+from rag.tokenizer import TextTokenizer
 
 __all__ = ["Runtime", "build_embedder", "build_llm", "build_reranker", "build_retriever", "build_runtime"]
 
@@ -65,10 +67,13 @@ class Runtime:
         retriever, index = build_retriever(self._settings, embedder=self._embedder, reranker=self._reranker)
         retriever.retrieve("warm-up", top_k=1)  # load the model (and touch the index) now, not on a request
         options = self._settings
+        answer = options.answer
         pipeline = RagPipeline(
             retriever=retriever, llm=self.llm, prompt=self._prompt, index_version=index.version,
             top_k=options.retrieval.top_k, max_top_k=options.retrieval.max_top_k,
             max_question_chars=options.api.max_question_chars,
+            policy=AnswerPolicy(answer.min_relevance, answer.strictness, answer.support_threshold, answer.handoff_message),
+            tokenizer=TextTokenizer.from_settings(index.tokenizer_settings),
         )
         return pipeline, index
 

@@ -13,9 +13,11 @@ from typing import Any
 import anyio.to_thread
 
 from prompts import PromptTemplate
+from rag.decisions import AnswerPolicy, Outcome
 from rag.errors import InputError
-from rag.prompting import build_messages, cited_numbers, make_citations
+from rag.prompting import build_messages, make_citations
 from rag.protocols import LLMClient, Retriever
+from rag.tokenizer import TextTokenizer
 from rag.types import Answer, Filters, ScoredChunk
 
 __all__ = ["RagPipeline", "StreamEvent"]
@@ -42,6 +44,8 @@ class RagPipeline:
         top_k: int = 4,
         max_top_k: int = 20,
         max_question_chars: int = 2000,
+        policy: AnswerPolicy | None = None,
+        tokenizer: TextTokenizer | None = None,
     ) -> None:
         self.retriever = retriever
         self.llm = llm
@@ -50,34 +54,58 @@ class RagPipeline:
         self._top_k = top_k
         self._max_top_k = max_top_k
         self._max_question_chars = max_question_chars
+        self.policy = policy or AnswerPolicy()
+        self._tokenizer = tokenizer or TextTokenizer()
 
     async def ask(self, question: str, *, top_k: int | None = None, filters: Filters | None = None) -> Answer:
         timings: dict[str, float] = {}
         question, hits = await self._retrieve(question, top_k, filters, timings)
-        tick = time.perf_counter()
-        text = await self.llm.complete(build_messages(self.prompt, question, hits))
-        timings["generate"] = _ms_since(tick)
+        outcome = self.policy.before_generation(hits)
+        if outcome is None:
+            tick = time.perf_counter()
+            text = await self.llm.complete(build_messages(self.prompt, question, hits))
+            timings["generate"] = _ms_since(tick)
+            outcome = self._review(text, hits)
         timings["total"] = round(sum(timings.values()), 2)
-        return Answer(text, make_citations(text, hits), self.llm.model, self.index_version, timings)
+        return self._answer(outcome, hits, timings)
 
     async def stream(
         self, question: str, *, top_k: int | None = None, filters: Filters | None = None
     ) -> AsyncIterator[StreamEvent]:
+        """'citations', then the model's 'delta's as they come, then 'done' with the verified answer
+        and the decision (a sentence already streamed can still be removed there)."""
         timings: dict[str, float] = {}
         question, hits = await self._retrieve(question, top_k, filters, timings)
+        outcome = self.policy.before_generation(hits)
         yield StreamEvent("citations", {"citations": [asdict(c) for c in make_citations("", hits)]})
-        tick = time.perf_counter()
-        parts: list[str] = []
-        async for delta in self.llm.stream(build_messages(self.prompt, question, hits)):
-            if not parts:
-                timings["first_token"] = _ms_since(tick)
-            parts.append(delta)
-            yield StreamEvent("delta", {"text": delta})
-        timings["generate"] = _ms_since(tick)
-        text = "".join(parts).strip()
-        cited = sorted(cited_numbers(text, len(hits)))
-        yield StreamEvent("done", {"answer": text, "cited": cited, "model": self.llm.model,
-                                   "index_version": self.index_version, "timings_ms": timings})
+        if outcome is None:
+            tick = time.perf_counter()
+            parts: list[str] = []
+            async for delta in self.llm.stream(build_messages(self.prompt, question, hits)):
+                if not parts:
+                    timings["first_token"] = _ms_since(tick)
+                parts.append(delta)
+                yield StreamEvent("delta", {"text": delta})
+            timings["generate"] = _ms_since(tick)
+            outcome = self._review("".join(parts).strip(), hits)
+        else:
+            yield StreamEvent("delta", {"text": outcome.text})
+        answer = self._answer(outcome, hits, timings)
+        yield StreamEvent("done", {
+            "answer": answer.answer, "cited": [c.n for c in answer.citations if c.cited],
+            "citations": [asdict(c) for c in answer.citations], "decision": answer.decision, "reason": answer.reason,
+            "confidence": answer.confidence, "removed": list(answer.removed), "model": answer.model,
+            "prompt": answer.prompt, "index_version": answer.index_version, "timings_ms": timings,
+        })
+
+    def _review(self, text: str, hits: list[ScoredChunk]) -> Outcome:
+        return self.policy.review(text, hits, self._tokenizer, refusal=self.prompt.refusal or self.policy.handoff_message)
+
+    def _answer(self, outcome: Outcome, hits: list[ScoredChunk], timings: dict[str, float]) -> Answer:
+        cited = outcome.text if outcome.decision == "answer" else ""
+        return Answer(outcome.text, make_citations(cited, hits, tokenizer=self._tokenizer), self.llm.model,
+                      self.index_version, timings, outcome.decision, outcome.reason, outcome.confidence,
+                      outcome.removed, self.prompt.id)
 
     def retrieve(self, question: str, *, top_k: int | None = None, filters: Filters | None = None) -> list[ScoredChunk]:
         """Retrieval alone, for `rag ask --retrieve-only`, evaluation and the LangChain adapter."""

@@ -6,6 +6,8 @@ import re
 from collections.abc import Sequence
 
 from prompts import PromptTemplate
+from rag.grounding import best_span, split_sentences
+from rag.tokenizer import TextTokenizer
 from rag.types import Citation, Message, ScoredChunk
 
 __all__ = ["build_messages", "cited_numbers", "make_citations", "render_passages"]
@@ -40,14 +42,18 @@ def cited_numbers(answer: str, passages: int) -> set[int]:
     return {int(n) for n in _MARKER.findall(answer) if 1 <= int(n) <= passages}
 
 
-def make_citations(answer: str, hits: Sequence[ScoredChunk], *, snippet_chars: int = 240) -> tuple[Citation, ...]:
-    """Every passage shown to the model, numbered as in the prompt, flagged when the answer cites it."""
+def make_citations(answer: str, hits: Sequence[ScoredChunk], *, snippet_chars: int = 240,
+                   tokenizer: TextTokenizer | None = None) -> tuple[Citation, ...]:
+    """Every passage shown to the model, numbered as in the prompt, flagged when the answer cites it;
+    with a tokenizer, a cited passage also carries the span of its sentence that best supports the answer."""
     cited = cited_numbers(answer, len(hits))
+    claims = {n: " ".join(s for s in split_sentences(answer) if f"[{n}]" in s) for n in cited}
     return tuple(
         Citation(
             n=n, source=hit.chunk.source, title=hit.chunk.title, snippet=_snippet(hit.chunk.text, snippet_chars),
             score=round(hit.score, 4), cited=n in cited, doc_type=hit.chunk.doc_type,
-            section=hit.chunk.section, page=hit.chunk.page,
+            section=hit.chunk.section, page=hit.chunk.page, text=hit.chunk.text,
+            span=best_span(claims[n], hit.chunk.text, tokenizer) if n in cited and tokenizer else None,
         )
         for n, hit in enumerate(hits, start=1)
     )

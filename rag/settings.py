@@ -93,6 +93,16 @@ class RetrievalSettings(BaseModel):
     cosine_ceiling: float = Field(0.65, description="cosine of a clear paraphrase (relevance 1)")
 
 
+class AnswerSettings(BaseModel):
+    """When an answer ships and when the customer is handed to a person (see rag/decisions.py)."""
+
+    min_relevance: float = Field(0.4, ge=0, le=1, description="escalate without asking the model below this relevance")
+    strictness: Literal["strict", "balanced", "lenient"] = Field(
+        "balanced", description="strict: escalate on any unsupported sentence; balanced: remove them; lenient: keep")
+    support_threshold: float = Field(0.6, gt=0, le=1, description="share of a sentence's words its passages must hold")
+    handoff_message: str = "I can't answer that from our documentation; let me connect you with a person."
+
+
 class LLMSettings(BaseModel):
     base_url: str = "http://127.0.0.1:8000/v1"
     model: str = "gemma-3-270m"
@@ -138,6 +148,7 @@ class Settings(BaseSettings):
     index: IndexSettings = IndexSettings()
     lexical: LexicalSettings = LexicalSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
     llm: LLMSettings = LLMSettings()
     llm_server: LLMServerSettings = LLMServerSettings()
     api: ApiSettings = ApiSettings()

@@ -11,6 +11,7 @@ __all__ = [
     "Answer",
     "Chunk",
     "Citation",
+    "Decision",
     "DocType",
     "Filters",
     "Message",
@@ -18,6 +19,7 @@ __all__ = [
 ]
 
 DocType = Literal["doc", "policy", "ticket"]
+Decision = Literal["answer", "clarify", "escalate"]
 DOC_TYPES: tuple[DocType, ...] = ("doc", "policy", "ticket")
 
 
@@ -115,14 +117,21 @@ class Citation:
     doc_type: DocType = "doc"
     section: str = ""
     page: int | None = None
+    text: str = ""
+    span: tuple[int, int] | None = None  # [start, end) in `text` of the sentence that supports the answer
 
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """What the pipeline returns for one question."""
+    """What the pipeline returns for one question: the text, and whether to trust it (`decision`)."""
 
     answer: str
     citations: tuple[Citation, ...]
     model: str
     index_version: str
     timings_ms: dict[str, float]
+    decision: Decision = "answer"
+    reason: str = ""
+    confidence: float = 0.0
+    removed: tuple[str, ...] = ()
+    prompt: str = ""

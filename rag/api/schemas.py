@@ -54,12 +54,22 @@ class CitationOut(BaseModel):
     doc_type: str
     section: str = ""
     page: int | None = None
+    text: str = Field("", description="The whole passage as the model saw it.")
+    span: tuple[int, int] | None = Field(None, description="[start, end) in `text` of the sentence that supports the "
+                                                            "answer, for highlighting (cited passages only).")
 
 
 class AskResponse(BaseModel):
-    answer: str
+    answer: str = Field(description="The answer, or the hand-off message when `decision` is escalate.")
+    decision: Literal["answer", "clarify", "escalate"] = Field(
+        description="answer: ship it; escalate: hand the customer to a person (see `reason`).")
+    reason: str = Field(description="Why, in words a support agent understands.")
+    confidence: float = Field(description="Best passage relevance × share of the answer's sentences backed by a passage.")
+    removed: list[str] = Field(default_factory=list, description="Sentences of the model's answer that no passage "
+                                                                  "backs (removed, or listed under lenient strictness).")
     citations: list[CitationOut]
     model: str
+    prompt: str = Field(description="The prompt template as name@version.")
     index_version: str
     timings_ms: dict[str, float]
 

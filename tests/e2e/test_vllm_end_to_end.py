@@ -46,8 +46,9 @@ def test_ask_through_real_vllm(api: str) -> None:
     reply = httpx.post(f"{api}/ask", json={"question": "How many days do I have to return an item?"}, timeout=300)
     assert reply.status_code == 200, reply.text
     body = reply.json()
-    print("\nanswer:", body["answer"], "\ntimings_ms:", body["timings_ms"])
-    assert body["answer"].strip()
+    print("\nanswer:", body["answer"], body["decision"], body["reason"], "\ntimings_ms:", body["timings_ms"])
+    assert body["answer"].strip() and body["decision"] in ("answer", "escalate") and body["reason"]
+    assert body["prompt"] == "answer@v2"
     assert body["model"] == "gemma-3-270m"
     assert body["citations"] and [c["n"] for c in body["citations"]] == list(range(1, len(body["citations"]) + 1))
     retrieved = {c["source"] for c in body["citations"]}
@@ -67,3 +68,4 @@ def test_stream_through_real_vllm(api: str) -> None:
     assert kinds[0] == "citations" and kinds[-1] == "done" and "delta" in kinds
     done = json.loads(blocks[-1].split("data: ", 1)[1])
     assert done["answer"] and done["timings_ms"]["first_token"] <= done["timings_ms"]["generate"]
+    assert done["decision"] in ("answer", "escalate") and done["reason"]

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 import prompts
+from rag.decisions import AnswerPolicy
 from rag.embedders import HashEmbedder
 from rag.errors import InputError
 from rag.index import open_index
@@ -19,8 +20,10 @@ from rag.types import Filters
 def pipeline(tiny_index: Path) -> RagPipeline:
     index = open_index(tiny_index, gpu="off")
     retriever = HybridRetriever.over(index, embedder=HashEmbedder())
+    # The hash embedder's cosines mean nothing, so the relevance gate is off: these tests are about plumbing.
     return RagPipeline(retriever=retriever, llm=ScriptedLLM(), prompt=prompts.load("answer"),
-                       index_version=index.version, top_k=3, max_top_k=5, max_question_chars=100)
+                       index_version=index.version, top_k=3, max_top_k=5, max_question_chars=100,
+                       policy=AnswerPolicy(min_relevance=0.0))
 
 
 def test_ask_grounds_the_answer_in_retrieved_passages(pipeline: RagPipeline) -> None:
