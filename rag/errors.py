@@ -17,6 +17,7 @@ Every message names the cause and the fix. The tree::
         ├── LLMUnavailableError  the server cannot be reached
         ├── LLMTimeoutError      the server did not answer in time
         ├── LLMResponseError     the server answered with an error or an unusable reply
+        │   └── LLMEmptyResponseError  a well-formed reply with nothing in it (no choices, blank text)
         └── LLMServerError       the local vLLM server could not be installed, prepared or started
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "IndexNotFoundError",
     "IngestError",
     "InputError",
+    "LLMEmptyResponseError",
     "LLMError",
     "LLMResponseError",
     "LLMServerError",
@@ -100,6 +102,10 @@ class LLMTimeoutError(LLMError):
 
 class LLMResponseError(LLMError):
     """The language model server answered with an error or an unusable reply."""
+
+
+class LLMEmptyResponseError(LLMResponseError):
+    """A well-formed reply without an answer in it: the caller escalates rather than shows nothing."""
 
 
 class LLMServerError(LLMError):

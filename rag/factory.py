@@ -93,6 +93,7 @@ def build_llm(settings: Settings, *, stop: tuple[str, ...] = ()) -> OpenAICompat
     return OpenAICompatibleLLM(
         base_url=llm.base_url, model=llm.model, api_key=llm.api_key.get_secret_value(),
         timeout_s=llm.timeout_s, connect_timeout_s=llm.connect_timeout_s, max_retries=llm.max_retries,
+        retry_backoff_s=llm.retry_backoff_s, retry_after_cap_s=llm.retry_after_cap_s,
         max_tokens=llm.max_tokens, temperature=llm.temperature, stop=stop if llm.stop is None else tuple(llm.stop),
     )
 

@@ -14,7 +14,7 @@ import anyio.to_thread
 
 from prompts import PromptTemplate
 from rag.decisions import AnswerPolicy, Outcome
-from rag.errors import InputError
+from rag.errors import InputError, LLMEmptyResponseError
 from rag.prompting import build_messages, make_citations
 from rag.protocols import LLMClient, Retriever
 from rag.tokenizer import TextTokenizer
@@ -63,7 +63,10 @@ class RagPipeline:
         outcome = self.policy.before_generation(hits)
         if outcome is None:
             tick = time.perf_counter()
-            text = await self.llm.complete(build_messages(self.prompt, question, hits))
+            try:
+                text = await self.llm.complete(build_messages(self.prompt, question, hits))
+            except LLMEmptyResponseError:
+                text = ""  # reviewed below: an empty answer escalates instead of failing the request
             timings["generate"] = _ms_since(tick)
             outcome = self._review(text, hits)
         timings["total"] = round(sum(timings.values()), 2)
@@ -81,11 +84,14 @@ class RagPipeline:
         if outcome is None:
             tick = time.perf_counter()
             parts: list[str] = []
-            async for delta in self.llm.stream(build_messages(self.prompt, question, hits)):
-                if not parts:
-                    timings["first_token"] = _ms_since(tick)
-                parts.append(delta)
-                yield StreamEvent("delta", {"text": delta})
+            try:
+                async for delta in self.llm.stream(build_messages(self.prompt, question, hits)):
+                    if not parts:
+                        timings["first_token"] = _ms_since(tick)
+                    parts.append(delta)
+                    yield StreamEvent("delta", {"text": delta})
+            except LLMEmptyResponseError:
+                parts.clear()  # escalates in review, like an empty non-streamed answer
             timings["generate"] = _ms_since(tick)
             outcome = self._review("".join(parts).strip(), hits)
         else:

@@ -2,7 +2,7 @@
 
 - `ScriptedLLM`: an in-process `LLMClient` that answers from the passages it is given.
 - `ScriptedOpenAIServer`: a real HTTP server on localhost speaking the OpenAI chat API
-  (plain and streamed), with switchable faults: errors, delays, dropped connections.
+  (plain and streamed), with scripted faults: a queue of `Fault`s, one per request.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +18,7 @@ from typing import Any
 
 from rag.types import Message
 
-__all__ = ["ScriptedLLM", "ScriptedOpenAIServer", "extractive_answer"]
+__all__ = ["Fault", "ScriptedLLM", "ScriptedOpenAIServer", "extractive_answer"]
 
 _WORD = re.compile(r"\w{3,}")
 _PASSAGE = re.compile(r"^\[(\d+)\] \(.*?\)\n(.+?)(?:\n\n\[\d+\] \(|\Z)", re.MULTILINE | re.DOTALL)
@@ -59,10 +59,72 @@ class ScriptedLLM:
         return None
 
 
-class ScriptedOpenAIServer:
-    """A real OpenAI-compatible HTTP server on 127.0.0.1; set `fault` to inject failures.
+@dataclass(frozen=True)
+class Fault:
+    """One scripted misbehaviour; `ScriptedOpenAIServer.inject` queues it for the next request.
 
-    fault: None | "error" (HTTP 500) | "slow" (sleeps `delay_s` first) | "drop" (closes the socket)
+    Build them with the class methods: `Fault.status(503)`, `Fault.status(429, retry_after=1)`,
+    `Fault.delay(2.0)`, `Fault.empty()`, `Fault.no_choices()`, `Fault.not_json()`,
+    `Fault.drop_stream_after(3)`, `Fault.close_connection()`.
+    """
+
+    kind: str
+    code: int = 200
+    retry_after: float | None = None
+    seconds: float = 0.0
+    tokens: int = 0
+    content: str | None = ""
+    content_type: str = "text/html"
+    message: str = ""
+
+    @classmethod
+    def status(cls, code: int, *, retry_after: float | None = None, message: str = "") -> Fault:
+        """Answer with this HTTP status and an OpenAI-style error body (and `Retry-After` if given)."""
+        return cls("status", code=code, retry_after=retry_after, message=message or f"scripted failure ({code})")
+
+    @classmethod
+    def delay(cls, seconds: float) -> Fault:
+        """Answer normally, but only after `seconds` (to trigger the client's read timeout)."""
+        return cls("delay", seconds=seconds)
+
+    @classmethod
+    def empty(cls, content: str | None = "") -> Fault:
+        """A 200 whose answer is `content`: "" by default, None for null, or whitespace."""
+        return cls("empty", content=content)
+
+    @classmethod
+    def no_choices(cls) -> Fault:
+        """A 200 whose `choices` list is empty (streamed: chunks without choices)."""
+        return cls("no_choices")
+
+    @classmethod
+    def not_json(cls, content_type: str = "text/html") -> Fault:
+        """A 200 whose body is not JSON (streamed: an event whose data is not JSON)."""
+        return cls("not_json", content_type=content_type)
+
+    @classmethod
+    def drop_stream_after(cls, tokens: int) -> Fault:
+        """Send `tokens` streamed tokens, then close the connection mid-stream (plain: cut the body short)."""
+        return cls("drop_stream", tokens=tokens)
+
+    @classmethod
+    def close_connection(cls) -> Fault:
+        """Read the request, then close the connection without any response."""
+        return cls("close")
+
+
+_LEGACY = {"error": Fault.status(500), "drop": Fault.close_connection()}
+
+
+class ScriptedOpenAIServer:
+    """A real OpenAI-compatible HTTP server on 127.0.0.1 that answers extractively.
+
+    Misbehaviour, two ways:
+    - `inject(*faults)`: each queued `Fault` applies to the next request (chat or /models),
+      then normal answers resume;
+    - `fault` (kept for older tests), applied to every chat request while set:
+      None | "error" (HTTP 500) | "slow" (sleeps `delay_s` first) | "drop" (closes the socket).
+    `requests` holds the chat request bodies; `calls` holds every request as "METHOD /path".
     """
 
     def __init__(self, *, model: str = "scripted", delay_s: float = 0.0) -> None:
@@ -70,21 +132,59 @@ class ScriptedOpenAIServer:
         self.fault: str | None = None
         self.delay_s = delay_s
         self.requests: list[dict[str, Any]] = []
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.calls: list[str] = []
+        self._faults: deque[Fault] = deque()
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._httpd = _QuietHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # a short poll lets `__exit__` return at once instead of after serve_forever's default 0.5 s
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def inject(self, *faults: Fault) -> None:
+        """Queue faults: the next requests get them in order, one each."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    @property
+    def pending(self) -> int:
+        """Faults queued but not yet served."""
+        return len(self._faults)
+
+    def _take(self, call: str, body: dict[str, Any] | None) -> Fault | None:
+        """Record a request and pick its fault: a queued one first, else the legacy `fault`."""
+        with self._lock:
+            self.calls.append(call)
+            if body is not None:
+                self.requests.append(body)
+            if self._faults:
+                return self._faults.popleft()
+        if body is None or self.fault is None:
+            return None
+        return Fault.delay(self.delay_s) if self.fault == "slow" else _LEGACY.get(self.fault)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait, unless the server is closing; True when the wait ran its course."""
+        return not self._closing.wait(seconds)
 
     def __enter__(self) -> ScriptedOpenAIServer:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._closing.set()
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class _QuietHTTPServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that timed out and hung up is expected here, not worth a traceback."""
 
 
 def _handler(server: ScriptedOpenAIServer) -> type[BaseHTTPRequestHandler]:
@@ -95,6 +195,9 @@ def _handler(server: ScriptedOpenAIServer) -> type[BaseHTTPRequestHandler]:
             return None
 
         def do_GET(self) -> None:
+            fault = server._take(f"GET {self.path}", None)
+            if self._misbehave(fault, stream=False):
+                return
             if self.path.rstrip("/") == "/v1/models":
                 self._json(200, {"object": "list", "data": [{"id": server.model, "object": "model"}]})
             else:
@@ -102,48 +205,126 @@ def _handler(server: ScriptedOpenAIServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-            server.requests.append(body)
-            if server.fault == "drop":
-                self.close_connection = True
-                self.connection.close()
-                return
-            if server.fault == "slow":
-                time.sleep(server.delay_s)
-            if server.fault == "error":
-                self._json(500, {"error": {"message": "scripted failure", "type": "server_error"}})
+            fault = server._take(f"POST {self.path}", body)
+            stream = bool(body.get("stream"))
+            if self._misbehave(fault, stream=stream):
                 return
             if body.get("model") != server.model:
-                self._json(404, {"error": {"message": f"model {body.get('model')} not found"}})
+                self._json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
                 return
             text = extractive_answer(body["messages"][0]["content"], body["messages"][-1]["content"])
-            self._stream(text) if body.get("stream") else self._json(200, _completion(server.model, text))
+            kind = fault.kind if fault else ""
+            if kind == "drop_stream":
+                self._cut_short(text, fault.tokens if fault else 0, stream=stream)
+            elif stream:
+                self._stream(_tokens(text, fault))
+            else:
+                self._json(200, _completion(server.model, text, fault))
 
-        def _json(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
+        def _misbehave(self, fault: Fault | None, *, stream: bool) -> bool:
+            """Apply a transport-level fault; True when it has answered (or hung up)."""
+            if fault is None:
+                return False
+            if fault.kind == "delay" and not server._sleep(fault.seconds):
+                return self._hang_up()
+            if fault.kind == "close":
+                return self._hang_up()
+            if fault.kind == "status":
+                self._error(fault)
+            elif fault.kind == "not_json":
+                self._not_json(fault, stream=stream)
+            return fault.kind in ("status", "not_json")
+
+        def _hang_up(self) -> bool:
+            self.close_connection = True
+            self.connection.close()
+            return True
+
+        def _error(self, fault: Fault) -> None:
+            headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
+            self._json(fault.code, {"error": {"message": fault.message, "type": "scripted", "code": fault.code}},
+                       headers)
+
+        def _not_json(self, fault: Fault, *, stream: bool) -> None:
+            if stream:
+                self._stream_head()
+                self._chunk(b'data: {"choices": [{"delta": <html>\n\n')
+                self._chunk(b"")
+                return
+            self._send(200, b"<html><body><h1>Welcome to nginx!</h1></body></html>", fault.content_type)
+
+        def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            self._send(status, json.dumps(payload).encode(), "application/json", headers)
+
+        def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 
-        def _stream(self, text: str) -> None:
+        def _stream(self, chunks: list[dict[str, Any]]) -> None:
+            self._stream_head()
+            for chunk in chunks:
+                self._chunk(_event(server.model, chunk))
+            self._chunk(b"data: [DONE]\n\n")
+            self._chunk(b"")
+
+        def _stream_head(self) -> None:
+            """Chunked, as vLLM sends it: a client can tell a finished stream from a broken one."""
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
             self.send_header("Connection", "close")
             self.end_headers()
-            for word in text.split(" "):
-                chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": server.model,
-                         "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            self.wfile.write(b"data: [DONE]\n\n")
             self.close_connection = True
+
+        def _chunk(self, data: bytes) -> None:
+            self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+
+        def _cut_short(self, text: str, tokens: int, *, stream: bool) -> None:
+            if stream:
+                self._stream_head()
+                for chunk in _tokens(text, None)[:tokens]:
+                    self._chunk(_event(server.model, chunk))
+            else:
+                data = json.dumps(_completion(server.model, text, None)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+            self._hang_up()
 
     return Handler
 
 
-def _completion(model: str, text: str) -> dict[str, Any]:
+def _tokens(text: str, fault: Fault | None) -> list[dict[str, Any]]:
+    """The streamed `choices` of each chunk: one word a chunk, then the finish."""
+    if fault is not None and fault.kind == "no_choices":
+        return [{"choices": []}]
+    if fault is not None and fault.kind == "empty":
+        words = [fault.content] if fault.content else []
+    else:
+        words = [word + " " for word in text.split(" ")]
+    deltas = [{"index": 0, "delta": {"content": w}, "finish_reason": None} for w in words]
+    finish = {"index": 0, "delta": {}, "finish_reason": "stop"}
+    return [{"choices": [delta]} for delta in deltas] + [{"choices": [finish]}]
+
+
+def _event(model: str, chunk: dict[str, Any]) -> bytes:
+    payload = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": model, **chunk}
+    return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+def _completion(model: str, text: str, fault: Fault | None) -> dict[str, Any]:
+    kind = fault.kind if fault else ""
+    content = fault.content if fault and kind == "empty" else text
+    choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
     return {
         "id": "c1", "object": "chat.completion", "created": 0, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "choices": [] if kind == "no_choices" else [choice],
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     }

@@ -124,3 +124,23 @@ def test_policy_uses_the_tokenizer_for_chinese() -> None:
     zh = [ScoredChunk(Chunk(id=1, text="收到商品后45天内可以退货。", source="zh.md", title="退货", doc_type="policy"), 0.9)]
     outcome = AnswerPolicy().review("45天内可以退货。[1]", zh, TextTokenizer(), refusal=REFUSAL)
     assert outcome.decision == "answer" and outcome.confidence == pytest.approx(0.9)
+
+
+def test_an_empty_reply_from_the_server_escalates_instead_of_failing(llm_server: object) -> None:
+    from rag.llm import OpenAICompatibleLLM
+    from rag.testing import Fault
+
+    server = llm_server
+    server.inject(Fault.empty(""), Fault.empty(""))  # type: ignore[attr-defined]
+    llm = OpenAICompatibleLLM(base_url=server.base_url, model="scripted", retry_backoff_s=0.0)  # type: ignore[attr-defined]
+    pipeline = RagPipeline(retriever=FixedRetriever(hits()), llm=llm, prompt=prompts.load("answer"), index_version="v1")
+
+    async def run() -> tuple[object, list[tuple[str, dict[str, object]]]]:
+        answer = await pipeline.ask("How long?")
+        events = [(e.type, e.data) async for e in pipeline.stream("How long?")]
+        await llm.aclose()
+        return answer, events
+
+    answer, events = asyncio.run(run())
+    assert answer.decision == "escalate" and "empty" in answer.reason  # type: ignore[attr-defined]
+    assert events[-1][1]["decision"] == "escalate" and events[-1][1]["answer"] == HANDOFF
