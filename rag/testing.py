@@ -108,6 +108,12 @@ class Fault:
         return cls("drop_stream", tokens=tokens)
 
     @classmethod
+    def slow_stream(cls, seconds_per_token: float) -> Fault:
+        """Stream normally, one token every `seconds_per_token`; a client hanging up is recorded in
+        `ScriptedOpenAIServer.abandoned` (tokens sent before it went away)."""
+        return cls("slow_stream", seconds=seconds_per_token)
+
+    @classmethod
     def close_connection(cls) -> Fault:
         """Read the request, then close the connection without any response."""
         return cls("close")
@@ -133,6 +139,7 @@ class ScriptedOpenAIServer:
         self.delay_s = delay_s
         self.requests: list[dict[str, Any]] = []
         self.calls: list[str] = []
+        self.abandoned: list[int] = []  # streamed tokens sent before a client hung up (Fault.slow_stream)
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -217,7 +224,7 @@ def _handler(server: ScriptedOpenAIServer) -> type[BaseHTTPRequestHandler]:
             if kind == "drop_stream":
                 self._cut_short(text, fault.tokens if fault else 0, stream=stream)
             elif stream:
-                self._stream(_tokens(text, fault))
+                self._stream(_tokens(text, fault), pause_s=fault.seconds if fault and kind == "slow_stream" else 0.0)
             else:
                 self._json(200, _completion(server.model, text, fault))
 
@@ -265,10 +272,17 @@ def _handler(server: ScriptedOpenAIServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def _stream(self, chunks: list[dict[str, Any]]) -> None:
+        def _stream(self, chunks: list[dict[str, Any]], *, pause_s: float = 0.0) -> None:
             self._stream_head()
-            for chunk in chunks:
-                self._chunk(_event(server.model, chunk))
+            for sent, chunk in enumerate(chunks):
+                try:
+                    self._chunk(_event(server.model, chunk))
+                    self.wfile.flush()
+                except OSError:  # the client went away: note how far it got
+                    server.abandoned.append(sent)
+                    return
+                if pause_s and not server._sleep(pause_s):
+                    return
             self._chunk(b"data: [DONE]\n\n")
             self._chunk(b"")
 

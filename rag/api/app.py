@@ -58,14 +58,19 @@ def create_app(runtime_factory: RuntimeFactory, *, reload_interval_s: float = 0.
     @app.post("/ask", response_model=AskResponse, responses=_ERRORS)
     async def ask(body: AskRequest, request: Request) -> Any:
         """Answer a question from the index, with numbered citations; `stream: true` for SSE."""
+        if body.stream:
+            return await _stream(body, request)
         pipeline = _runtime(request).pipeline
         filters = body.filters.to_filters() if body.filters else None
-        if body.stream:
-            events = pipeline.stream(body.question, top_k=body.top_k, filters=filters)
-            first = await anext(events)  # retrieval errors surface here, as a proper status code
-            return StreamingResponse(_sse(first, events), media_type="text/event-stream")
         answer = await pipeline.ask(body.question, top_k=body.top_k, filters=filters)
         return AskResponse.model_validate(asdict(answer))
+
+    @app.post("/ask/stream", responses={**_ERRORS, 200: {"content": {"text/event-stream": {}}, "description": (
+        "Server-sent events: `citations`, then `delta` (text as the model writes it), then `done` (the verified "
+        "answer, decision, reason, confidence, removed sentences, citations with spans, timings), or `error`.")}})
+    async def ask_stream(body: AskRequest, request: Request) -> StreamingResponse:
+        """Stream the answer as it is written; a client that hangs up cancels the LLM request."""
+        return await _stream(body, request)
 
     @app.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}})
     async def health(request: Request, llm: bool = False) -> Any:
@@ -84,6 +89,14 @@ def create_app(runtime_factory: RuntimeFactory, *, reload_interval_s: float = 0.
         return out
 
     return app
+
+
+async def _stream(body: AskRequest, request: Request) -> StreamingResponse:
+    pipeline = _runtime(request).pipeline
+    filters = body.filters.to_filters() if body.filters else None
+    events = pipeline.stream(body.question, top_k=body.top_k, filters=filters)
+    first = await anext(events)  # retrieval errors surface here, as a proper status code
+    return StreamingResponse(_sse(first, events), media_type="text/event-stream")
 
 
 async def _start(app: FastAPI, runtime_factory: RuntimeFactory) -> None:
@@ -132,13 +145,18 @@ async def _llm_reachable(runtime: Runtime) -> bool:
 
 
 async def _sse(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> AsyncIterator[str]:
-    yield _event(first)
+    """The events as SSE; closing `rest` on the way out (a client hung up) closes the LLM stream."""
     try:
+        yield _event(first)
         async for event in rest:
             yield _event(event)
     except RagError as exc:
         status, kind = status_for(exc)
         yield _event(StreamEvent("error", {"type": kind, "status": status, "message": str(exc)}))
+    finally:
+        close = getattr(rest, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _event(event: StreamEvent) -> str:
