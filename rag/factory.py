@@ -10,7 +10,9 @@ from rag.decisions import AnswerPolicy
 from rag.errors import ConfigError, RagError, RerankerError
 from rag.index import IndexFolder, LoadedIndex, open_index
 from rag.llm import OpenAICompatibleLLM
+from rag.llm.server import VLLMServer
 from rag.pipeline import RagPipeline
+from rag.prompting import load_token_counter
 from rag.protocols import Embedder, Reranker
 from rag.ranking import SourcePriors
 from rag.registry import create_embedder, create_reranker
@@ -67,13 +69,17 @@ class Runtime:
         retriever, index = build_retriever(self._settings, embedder=self._embedder, reranker=self._reranker)
         retriever.retrieve("warm-up", top_k=1)  # load the model (and touch the index) now, not on a request
         options = self._settings
-        answer = options.answer
+        answer, llm, server = options.answer, options.llm, options.llm_server
+        ours = server.model or str(VLLMServer(home=server.home).model_dir)  # what `rag llm serve` serves
+        tokenizer = llm.tokenizer or (ours if llm.model == server.served_model_name else None)
         pipeline = RagPipeline(
             retriever=retriever, llm=self.llm, prompt=self._prompt, index_version=index.version,
             top_k=options.retrieval.top_k, max_top_k=options.retrieval.max_top_k,
             max_question_chars=options.api.max_question_chars,
             policy=AnswerPolicy(answer.min_relevance, answer.strictness, answer.support_threshold, answer.handoff_message),
             tokenizer=TextTokenizer.from_settings(index.tokenizer_settings),
+            prompt_budget_tokens=llm.context_tokens - llm.max_tokens - llm.prompt_margin_tokens,
+            count_tokens=load_token_counter(tokenizer),
         )
         return pipeline, index
 
@@ -141,9 +147,14 @@ def build_retriever(
 
 def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Runtime:
     """The retriever, the prompt and one LLM client per process, wired into the pipeline."""
+    llm = settings.llm
+    if llm.context_tokens - llm.max_tokens - llm.prompt_margin_tokens < 1:
+        raise ConfigError(f"llm.context_tokens ({llm.context_tokens}) leaves no room for a prompt after max_tokens "
+                          f"({llm.max_tokens}) and prompt_margin_tokens ({llm.prompt_margin_tokens}): raise it "
+                          f"(RAG_LLM__CONTEXT_TOKENS, the server's --max-model-len) or lower RAG_LLM__MAX_TOKENS")
     try:
-        prompt = prompts.load(settings.llm.prompt, settings.llm.prompt_version)
-    except LookupError as exc:
+        prompt = prompts.load(llm.prompt, llm.prompt_version)
+    except (LookupError, ValueError) as exc:  # no such prompt, or a broken template (prompts.TemplateError)
         raise ConfigError(f"{exc} (RAG_LLM__PROMPT / RAG_LLM__PROMPT_VERSION)") from exc
     embedder = embedder or build_embedder(settings)
     return Runtime(settings, embedder=embedder, llm=build_llm(settings, stop=prompt.stop), prompt=prompt)

@@ -15,10 +15,11 @@ import anyio.to_thread
 from prompts import PromptTemplate
 from rag.decisions import AnswerPolicy, Outcome
 from rag.errors import InputError, LLMEmptyResponseError
-from rag.prompting import build_messages, make_citations
+from rag.injection import find_instructions
+from rag.prompting import TokenCounter, make_citations, pack_messages
 from rag.protocols import LLMClient, Retriever
 from rag.tokenizer import TextTokenizer
-from rag.types import Answer, Filters, ScoredChunk
+from rag.types import Answer, Filters, Message, ScoredChunk
 
 __all__ = ["RagPipeline", "StreamEvent"]
 
@@ -46,6 +47,8 @@ class RagPipeline:
         max_question_chars: int = 2000,
         policy: AnswerPolicy | None = None,
         tokenizer: TextTokenizer | None = None,
+        prompt_budget_tokens: int | None = None,
+        count_tokens: TokenCounter | None = None,
     ) -> None:
         self.retriever = retriever
         self.llm = llm
@@ -56,15 +59,17 @@ class RagPipeline:
         self._max_question_chars = max_question_chars
         self.policy = policy or AnswerPolicy()
         self._tokenizer = tokenizer or TextTokenizer()
+        self._budget_tokens, self._count_tokens = prompt_budget_tokens, count_tokens
 
     async def ask(self, question: str, *, top_k: int | None = None, filters: Filters | None = None) -> Answer:
         timings: dict[str, float] = {}
         question, hits = await self._retrieve(question, top_k, filters, timings)
         outcome = self.policy.before_generation(hits)
         if outcome is None:
+            messages, hits = self._pack(question, hits)  # from here on, hits are the passages shown, numbered so
             tick = time.perf_counter()
             try:
-                text = await self.llm.complete(build_messages(self.prompt, question, hits))
+                text = await self.llm.complete(messages)
             except LLMEmptyResponseError:
                 text = ""  # reviewed below: an empty answer escalates instead of failing the request
             timings["generate"] = _ms_since(tick)
@@ -76,24 +81,31 @@ class RagPipeline:
         self, question: str, *, top_k: int | None = None, filters: Filters | None = None
     ) -> AsyncIterator[StreamEvent]:
         """'citations', then the model's 'delta's as they come, then 'done' with the verified answer
-        and the decision (a sentence already streamed can still be removed there)."""
+        and the decision (a sentence already streamed can still be removed there). When the question
+        or a passage carries instructions aimed at the assistant, nothing is streamed before review:
+        one 'delta' with the reviewed answer, so an injected reply never reaches the customer live."""
         timings: dict[str, float] = {}
         question, hits = await self._retrieve(question, top_k, filters, timings)
         outcome = self.policy.before_generation(hits)
+        messages, hits = self._pack(question, hits) if outcome is None else ([], hits)  # hits: the passages shown
         yield StreamEvent("citations", {"citations": [asdict(c) for c in make_citations("", hits)]})
         if outcome is None:
             tick = time.perf_counter()
             parts: list[str] = []
+            live = not (find_instructions(question) or any(find_instructions(h.chunk.text) for h in hits))
             try:
-                async for delta in self.llm.stream(build_messages(self.prompt, question, hits)):
+                async for delta in self.llm.stream(messages):
                     if not parts:
                         timings["first_token"] = _ms_since(tick)
                     parts.append(delta)
-                    yield StreamEvent("delta", {"text": delta})
+                    if live:
+                        yield StreamEvent("delta", {"text": delta})
             except LLMEmptyResponseError:
                 parts.clear()  # escalates in review, like an empty non-streamed answer
             timings["generate"] = _ms_since(tick)
             outcome = self._review("".join(parts).strip(), hits)
+            if not live:
+                yield StreamEvent("delta", {"text": outcome.text})
         else:
             yield StreamEvent("delta", {"text": outcome.text})
         answer = self._answer(outcome, hits, timings)
@@ -103,6 +115,10 @@ class RagPipeline:
             "confidence": answer.confidence, "removed": list(answer.removed), "model": answer.model,
             "prompt": answer.prompt, "index_version": answer.index_version, "timings_ms": timings,
         })
+
+    def _pack(self, question: str, hits: list[ScoredChunk]) -> tuple[list[Message], list[ScoredChunk]]:
+        return pack_messages(self.prompt, question, hits, budget_tokens=self._budget_tokens,
+                             count_tokens=self._count_tokens)
 
     def _review(self, text: str, hits: list[ScoredChunk]) -> Outcome:
         return self.policy.review(text, hits, self._tokenizer, refusal=self.prompt.refusal or self.policy.handoff_message)

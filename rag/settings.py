@@ -113,6 +113,11 @@ class LLMSettings(BaseModel):
     retry_backoff_s: float = Field(0.5, ge=0, description="wait before the one retry of a refused or overloaded call")
     retry_after_cap_s: float = Field(2.0, ge=0, description="the longest Retry-After (429/503) honoured")
     max_tokens: int = Field(192, ge=1)
+    context_tokens: int = Field(2048, ge=1, description="the served model's context length (vLLM --max-model-len); "
+                                "passages fill what the prompt leaves of it after max_tokens and the margin")
+    prompt_margin_tokens: int = Field(32, ge=0, description="room kept for the chat template's own tokens")
+    tokenizer: str | None = Field(None, description="folder or cached hub name of the served model's tokenizer, "
+                                  "for counting prompt tokens; unset: the model `rag llm serve` prepared, else an estimate")
     temperature: float = Field(0.0, ge=0)
     stop: list[str] | None = Field(None, max_length=4, description="replaces the prompt's stop sequences")
     prompt: str = "answer"

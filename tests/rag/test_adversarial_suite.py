@@ -261,8 +261,6 @@ def test_streaming_ends_in_the_same_decision() -> None:
     assert data["decision"] == "escalate" and leaked(case, data["answer"]) == []
 
 
-@pytest.mark.xfail(strict=True, reason="RagPipeline.stream sends the model's deltas before review: it should hold them "
-                                       "back while a retrieved passage is tainted (wiring in rag/pipeline.py)")
 def test_streamed_deltas_never_carry_the_payload() -> None:
     case = case_named("doc-t1009-payload")
     pipeline, _ = pipeline_for(SCENARIOS[case["id"]], AnswerPolicy())

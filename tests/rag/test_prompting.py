@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import prompts
@@ -49,3 +51,60 @@ def test_prompt_registry() -> None:
         prompts.load("nope")
     with pytest.raises(LookupError, match="no version"):
         prompts.load("answer", "v99")
+
+
+# -- declared variables, checked at load time ----------------------------------------------------------
+
+GOOD = 'variables = ["passages", "question"]\nsystem = """Rules.\nPassages:\n{passages}"""\nuser = "{question}"\n'
+
+
+def write(folder: Path, text: str, name: str = "t.v1.toml") -> Path:
+    (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_a_template_from_a_folder_loads_with_its_declared_variables(tmp_path: Path) -> None:
+    template = prompts.load("t", directory=write(tmp_path, GOOD))
+    assert (template.id, template.variables) == ("t@v1", ("passages", "question"))
+    assert template.static_prefix == "Rules.\nPassages:\n"
+    assert prompts.available(tmp_path) == ["t@v1"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (GOOD.replace('user = "{question}"', 'user = "{question} {today}"'), r"placeholder \{today\} is not declared"),
+    (GOOD.replace('"passages", "question"', '"passages", "question", "today"'), "'today' is declared but neither"),
+    (GOOD.replace('variables = ["passages", "question"]\n', ""), "declare the placeholders"),
+    (GOOD.replace('user = "{question}"\n', ""), "key 'user' is missing"),
+    (GOOD.replace('user = "{question}"', "user = 3"), "key 'user' must be a string"),
+    ("system = ", "not valid TOML"),
+])
+def test_a_broken_template_is_refused_naming_the_file_and_the_variable(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(prompts.TemplateError, match=message) as caught:
+        prompts.load("t", directory=write(tmp_path, text))
+    assert "t.v1.toml" in str(caught.value) and isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize("ref", prompts.available())
+def test_every_shipped_template_declares_what_it_uses_and_ends_the_system_message_with_passages(ref: str) -> None:
+    name, version = ref.split("@")
+    template = prompts.load(name, version)
+    assert template.variables == ("passages", "question") and template.user == "{question}"
+    assert template.system.endswith("{passages}")  # static instructions first, the per-request part last
+    assert template.static_prefix == template.system.removesuffix("{passages}") and "Passages:" in template.static_prefix
+
+
+@pytest.mark.parametrize("ref", prompts.available())
+def test_two_requests_share_the_whole_static_prefix_byte_for_byte(ref: str) -> None:
+    template = prompts.load(*ref.split("@"))
+    one, _ = build_messages(template, "How long do returns take?", [hit(1), hit(2)])
+    two, _ = build_messages(template, "Do you ship abroad?", [hit(7, "Shipping takes 3 days.")])
+    prefix = template.static_prefix.encode("utf-8")
+    first_difference = next(i for i, (a, b) in enumerate(zip(one.content.encode(), two.content.encode(), strict=False))
+                            if a != b)
+    assert one.content.encode()[: len(prefix)] == two.content.encode()[: len(prefix)] == prefix
+    assert first_difference >= len(prefix)
+
+
+def test_placeholders_are_filled_in_one_pass_so_passage_text_is_never_substituted() -> None:
+    system, user = build_messages(prompts.load("answer"), "Why?", [hit(1, "Type {question} here.")])
+    assert "Type {question} here." in system.content and user.content == "Why?"
