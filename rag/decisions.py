@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import prompts
-from rag.grounding import SentenceCheck, Verification, split_sentences, verify
+from rag.grounding import MARKER, SentenceCheck, Verification, split_sentences, verify
 from rag.injection import find_instructions, instruction_payloads, shared_span
 from rag.tokenizer import TextTokenizer
 from rag.types import Decision, ScoredChunk
@@ -35,7 +35,7 @@ __all__ = ["AnswerPolicy", "Outcome", "Strictness", "shipped_prompt_text"]
 
 Strictness = Literal["strict", "balanced", "lenient"]
 HANDOFF = "I can't answer that from our documentation; let me connect you with a person."
-_MARKER = re.compile(r"\s*\[(\d+)\]")
+_MARKER = re.compile(r"\s*" + MARKER.pattern)  # with the space before it, to remove
 _PLACEHOLDER = re.compile(r"\{[A-Za-z_]\w*\}")
 
 

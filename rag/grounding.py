@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 from rag.tokenizer import TextTokenizer
 
-__all__ = ["SentenceCheck", "Verification", "best_span", "split_sentences", "verify"]
+__all__ = ["MARKER", "SentenceCheck", "Verification", "best_span", "split_sentences", "verify"]
 
-_MARKER = re.compile(r"\[(\d+)\]")
+MARKER = re.compile(r"\[(\d+)\]")  # a citation marker [n] in an answer
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])(?:\s*(?:\[\d+\])+)?\s+|(?<=[。！？])")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
@@ -62,12 +62,12 @@ def split_sentences(text: str) -> list[str]:
 def verify(answer: str, passages: Sequence[str], tokenizer: TextTokenizer, *, threshold: float = 0.6) -> Verification:
     """Check each sentence of `answer` against the passages it cites (numbered from 1)."""
     windows = [_windows(p, tokenizer) for p in passages]
-    invalid = sorted({int(n) for n in _MARKER.findall(answer) if not 1 <= int(n) <= len(passages)})
+    invalid = sorted({int(n) for n in MARKER.findall(answer) if not 1 <= int(n) <= len(passages)})
     checks = []
     for sentence in split_sentences(answer):
-        cites = tuple(sorted({int(n) for n in _MARKER.findall(sentence) if 1 <= int(n) <= len(passages)}))
+        cites = tuple(sorted({int(n) for n in MARKER.findall(sentence) if 1 <= int(n) <= len(passages)}))
         scope = [i - 1 for i in cites] or list(range(len(passages)))
-        plain = _MARKER.sub("", sentence)
+        plain = MARKER.sub("", sentence)
         wanted, stated = set(tokenizer.tokens(plain)), set(_numbers(plain))
         support, numbers_found = 0.0, not stated
         for terms, numbers in (w for i in scope for w in windows[i]):
@@ -81,7 +81,7 @@ def verify(answer: str, passages: Sequence[str], tokenizer: TextTokenizer, *, th
 
 def best_span(claim: str, passage: str, tokenizer: TextTokenizer) -> tuple[int, int] | None:
     """The [start, end) of the passage sentence sharing most terms with `claim`, None if none shares any."""
-    wanted = set(tokenizer.tokens(_MARKER.sub("", claim)))
+    wanted = set(tokenizer.tokens(MARKER.sub("", claim)))
     best, best_overlap, position = None, 0, 0
     for sentence in split_sentences(passage):
         start = passage.find(sentence, position)

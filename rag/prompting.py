@@ -19,7 +19,7 @@ from dataclasses import replace
 from functools import lru_cache
 
 from prompts import PromptTemplate
-from rag.grounding import best_span, split_sentences
+from rag.grounding import MARKER, best_span, split_sentences
 from rag.tokenizer import TextTokenizer
 from rag.types import Citation, Message, ScoredChunk
 
@@ -41,7 +41,6 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s|(?<=[。！？])|\n")
 
 log = logging.getLogger("rag.prompting")
 
-_MARKER = re.compile(r"\[(\d{1,3})\]")
 
 
 _KINDS = {"policy": "policy", "doc": "product document", "ticket": "past ticket"}
@@ -140,7 +139,7 @@ def _cut(text: str, limit: int) -> str:
 
 def cited_numbers(answer: str, passages: int) -> set[int]:
     """The passage numbers the answer cites as [n] that exist (1..passages)."""
-    return {int(n) for n in _MARKER.findall(answer) if 1 <= int(n) <= passages}
+    return {int(n) for n in MARKER.findall(answer) if 1 <= int(n) <= passages}
 
 
 def make_citations(answer: str, hits: Sequence[ScoredChunk], *, snippet_chars: int = 240,

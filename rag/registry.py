@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, TypeVar
 
 from rag.errors import ConfigError
 from rag.protocols import Embedder, Reranker
@@ -18,6 +18,7 @@ __all__ = ["create_embedder", "create_reranker", "embedder_names", "register_emb
 
 EmbedderFactory = Callable[..., Embedder]
 RerankerFactory = Callable[..., Reranker]
+F = TypeVar("F", EmbedderFactory, RerankerFactory)
 _EMBEDDERS: dict[str, EmbedderFactory] = {}
 _RERANKERS: dict[str, RerankerFactory] = {}
 
@@ -34,13 +35,7 @@ def embedder_names() -> list[str]:
 
 def create_embedder(backend: str, **options: Any) -> Embedder:
     """Build the embedder registered as `backend` with its options."""
-    _load_plugins()
-    if backend not in _EMBEDDERS:
-        raise ConfigError(
-            f"unknown embedding backend {backend!r}: choose one of {', '.join(sorted(_EMBEDDERS))} "
-            "(RAG_EMBEDDING__BACKEND)"
-        )
-    return _EMBEDDERS[backend](**options)
+    return _create(_EMBEDDERS, backend, "embedding", "RAG_EMBEDDING__BACKEND")(**options)
 
 
 def register_reranker(name: str, factory: RerankerFactory) -> None:
@@ -50,13 +45,15 @@ def register_reranker(name: str, factory: RerankerFactory) -> None:
 
 def create_reranker(backend: str, **options: Any) -> Reranker:
     """Build the reranker registered as `backend` (entry-point group `rag.rerankers` for plug-ins)."""
+    return _create(_RERANKERS, backend, "reranking", "RAG_RETRIEVAL__RERANKER_BACKEND")(**options)
+
+
+def _create(registry: dict[str, F], backend: str, role: str, setting: str) -> F:
+    """The factory registered as `backend`, plug-ins included, or an error that lists the choices."""
     _load_plugins()
-    if backend not in _RERANKERS:
-        raise ConfigError(
-            f"unknown reranking backend {backend!r}: choose one of {', '.join(sorted(_RERANKERS))} "
-            "(RAG_RETRIEVAL__RERANKER_BACKEND)"
-        )
-    return _RERANKERS[backend](**options)
+    if backend not in registry:
+        raise ConfigError(f"unknown {role} backend {backend!r}: choose one of {', '.join(sorted(registry))} ({setting})")
+    return registry[backend]
 
 
 def _load_plugins() -> None:

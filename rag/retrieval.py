@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -23,7 +22,7 @@ import numpy as np
 from rag.index import Bm25Index, ChunkStore, LoadedIndex
 from rag.protocols import Embedder, Reranker, VectorIndex, Vectors
 from rag.ranking import FusionMethod, SourcePriors, collapse_duplicates, demote_superseded, diversify, fuse
-from rag.tokenizer import TextTokenizer
+from rag.tokenizer import TextTokenizer, script_language
 from rag.types import Chunk, Filters, ScoredChunk
 
 __all__ = ["MODES", "HybridRetriever", "RelevanceScale", "RetrievalMode", "script_language"]
@@ -59,20 +58,6 @@ class RelevanceScale:
         else:
             value = (cosine - self.cosine_floor) / (self.cosine_ceiling - self.cosine_floor)
         return round(min(1.0, max(0.0, value)), 4)
-
-
-def script_language(text: str) -> str:
-    """'zh', 'ja' or 'ko' when the text has Han, kana or hangul characters, else 'en' (Latin and others)."""
-    if _KANA.search(text):
-        return "ja"
-    if _HANGUL.search(text):
-        return "ko"
-    return "zh" if _HAN.search(text) else "en"
-
-
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_KANA = re.compile("[\u3040-\u30ff]")
-_HANGUL = re.compile("[\uac00-\ud7af\u1100-\u11ff]")
 
 
 @dataclass(slots=True)
@@ -161,10 +146,8 @@ class HybridRetriever:
                        {name: round(scores[i], 4) for name, scores in raw.items() if i in scores})
             for i, score in fused.items() if i in chunks
         ]
-        order = {id(c): n for n, c in enumerate(candidates)}
         by_chunk = {c.chunk.id: c for c in candidates}
-        ranked = self._priors.order([(c.chunk, c.key) for c in sorted(candidates, key=lambda c: order[id(c)])])
-        candidates = [by_chunk[chunk.id] for chunk in ranked]
+        candidates = [by_chunk[chunk.id] for chunk in self._priors.order([(c.chunk, c.key) for c in candidates])]
         return self._rerank(question, candidates) if self._reranker is not None else candidates
 
     def _rerank(self, question: str, candidates: list[_Candidate]) -> list[_Candidate]:
@@ -182,13 +165,17 @@ class HybridRetriever:
         cosines = self._cosines([c.chunk.id for c in chosen], query) if query is not None else {}
         weights = self._lexical.idf(sorted(set(terms or self._tokenizer.tokens(question))))
         trusted = query is not None and self._relevance.trusts_cosine(question)
+        stored = self._store.terms_of([c.chunk.id for c in chosen]) if weights else {}  # tokenised at ingestion
         results = []
         for candidate in chosen:
             signals = {**candidate.signals, "fused": round(candidate.fused, 6), "prior": candidate.prior}
             cosine = cosines.get(candidate.chunk.id)
             if cosine is not None:
                 signals["dense"] = cosine
-            coverage = _coverage(weights, self._tokenizer.tokens(candidate.chunk.text)) if weights else None
+            passage_terms = stored.get(candidate.chunk.id)
+            if passage_terms is None and weights:
+                passage_terms = self._tokenizer.tokens(candidate.chunk.text)  # a store built without terms
+            coverage = _coverage(weights, passage_terms or []) if weights else None
             if coverage is not None:
                 signals["coverage"] = round(coverage, 4)
             relevance = self._relevance.of(cosine if trusted else None, coverage)

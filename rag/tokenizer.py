@@ -18,10 +18,13 @@ from typing import Any
 
 from rag.errors import IndexCorruptError
 
-__all__ = ["TextTokenizer"]
+__all__ = ["TextTokenizer", "script_language"]
 
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_KANA_HANGUL = "\u3040-\u30ff\u31f0-\u31ff\uac00-\ud7af\u1100-\u11ff"
+_KANA = "\u3040-\u30ff\u31f0-\u31ff"
+_HANGUL = "\uac00-\ud7af\u1100-\u11ff"
+_KANA_HANGUL = _KANA + _HANGUL
+_SCRIPTS = (("ja", re.compile(f"[{_KANA}]")), ("ko", re.compile(f"[{_HANGUL}]")), ("zh", re.compile(f"[{_HAN}]")))
 _WORD = re.compile(rf"(?P<han>[{_HAN}]+)|(?P<kana>[{_KANA_HANGUL}]+)|(?P<word>[^\W_{_HAN}{_KANA_HANGUL}]+)")
 _EN_STOP = frozenset(
     """
@@ -83,6 +86,11 @@ class TextTokenizer:
         if self._stemmer is not None:
             terms = self._stemmer.stemWords(terms)
         return terms
+
+
+def script_language(text: str) -> str:
+    """'ja', 'ko' or 'zh' when the text has kana, hangul or Han characters (in that order), else 'en'."""
+    return next((language for language, chars in _SCRIPTS if chars.search(text)), "en")
 
 
 def _segment(run: str) -> list[str]:

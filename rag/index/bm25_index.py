@@ -41,7 +41,6 @@ class Bm25Index:
     def __init__(self, model: Any, ids: np.ndarray) -> None:
         self._model = model  # None for an index without a single term
         self._ids = ids.astype(np.int64)
-        self._position = {int(chunk_id): row for row, chunk_id in enumerate(self._ids)}
         indptr = np.asarray(model.scores["indptr"]) if model is not None else np.zeros(1, dtype=np.int64)
         self._df = np.diff(indptr)  # documents per term: the CSC matrix has one column per term
 
@@ -83,10 +82,7 @@ class Bm25Index:
             return []
         scores = np.asarray(self._model.get_scores_from_ids(known), dtype=np.float32)
         if allowed_ids is not None:
-            rows = [self._position[i] for i in allowed_ids if i in self._position]
-            mask = np.zeros(scores.shape, dtype=bool)
-            mask[rows] = True
-            scores = np.where(mask, scores, 0.0)
+            scores = np.where(np.isin(self._ids, np.asarray(allowed_ids, dtype=np.int64)), scores, 0.0)
         candidates = np.flatnonzero(scores > 0)
         if candidates.size > k:
             candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]

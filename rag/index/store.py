@@ -89,6 +89,13 @@ class ChunkStore:
         return [(int(i), str(t)) for i, t in self._query(
             "SELECT id, text FROM chunks WHERE id NOT IN (SELECT id FROM terms) ORDER BY id", [])]
 
+    def terms_of(self, ids: Sequence[int]) -> dict[int, list[str]]:
+        """The stored BM25 terms of these chunks (chunks without stored terms are left out)."""
+        if not ids:
+            return {}
+        rows = self._query(f"SELECT id, terms FROM terms WHERE id IN ({','.join('?' * len(ids))})", list(ids))
+        return {int(i): t.split(" ") if t else [] for i, t in rows}
+
     def terms(self) -> tuple[list[int], list[list[str]]]:
         """Every chunk's id and BM25 terms, in id order."""
         rows = self._query("SELECT c.id, t.terms FROM chunks c JOIN terms t ON t.id = c.id ORDER BY c.id", [])
