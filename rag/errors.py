@@ -4,6 +4,7 @@ Every message names the cause and the fix. The tree::
 
     RagError
     ├── ConfigError              bad settings or arguments
+    ├── NotReadyError            the service is still starting (loading its index and models)
     ├── InputError               a request the service cannot take (empty question, bad filter)
     ├── IndexFolderError         the index folder
     │   ├── IndexNotFoundError   no index where one was expected
@@ -17,13 +18,15 @@ Every message names the cause and the fix. The tree::
         ├── LLMUnavailableError  the server cannot be reached
         ├── LLMTimeoutError      the server did not answer in time
         ├── LLMResponseError     the server answered with an error or an unusable reply
-        │   └── LLMEmptyResponseError  a well-formed reply with nothing in it (no choices, blank text)
+        │   ├── LLMEmptyResponseError  a well-formed reply with nothing in it (no choices, blank text)
+        │   └── AnswerFormatError      a structured (JSON) answer that does not follow the answer schema
         └── LLMServerError       the local vLLM server could not be installed, prepared or started
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AnswerFormatError",
     "ConfigError",
     "DocumentParseError",
     "EmbeddingError",
@@ -39,6 +42,7 @@ __all__ = [
     "LLMServerError",
     "LLMTimeoutError",
     "LLMUnavailableError",
+    "NotReadyError",
     "RagError",
     "RerankerError",
 ]
@@ -50,6 +54,10 @@ class RagError(Exception):
 
 class ConfigError(RagError):
     """Settings or arguments that cannot work together."""
+
+
+class NotReadyError(RagError):
+    """The service is still starting; the request can be retried shortly."""
 
 
 class InputError(RagError):
@@ -106,6 +114,10 @@ class LLMResponseError(LLMError):
 
 class LLMEmptyResponseError(LLMResponseError):
     """A well-formed reply without an answer in it: the caller escalates rather than shows nothing."""
+
+
+class AnswerFormatError(LLMResponseError):
+    """A reply that began as JSON but does not follow the answer schema: cut off, malformed, a field missing."""
 
 
 class LLMServerError(LLMError):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -85,8 +85,14 @@ class LLMClient(Protocol):
     @property
     def model(self) -> str: ...
 
-    async def complete(self, messages: Sequence[Message]) -> str: ...
+    async def complete(self, messages: Sequence[Message], *, schema: Mapping[str, Any] | None = None,
+                       max_tokens: int | None = None, stop: Sequence[str] | None = None) -> str:
+        """The answer: JSON following `schema` where the server does structured output, else free text;
+        `max_tokens` and `stop`, when given, replace the client's own for this call."""
+        ...
 
-    def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]: ...
+    def stream(self, messages: Sequence[Message], *, schema: Mapping[str, Any] | None = None) -> AsyncIterator[str]:
+        """The answer's pieces as they come, in the same form `complete` gives it."""
+        ...
 
     async def aclose(self) -> None: ...

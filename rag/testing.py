@@ -3,6 +3,10 @@
 - `ScriptedLLM`: an in-process `LLMClient` that answers from the passages it is given.
 - `ScriptedOpenAIServer`: a real HTTP server on localhost speaking the OpenAI chat API
   (plain and streamed), with scripted faults: a queue of `Fault`s, one per request.
+
+Both honour a JSON schema as vLLM's guided decoding does: asked for one (`schema=`, or a
+`response_format` of type `json_schema`), they answer `structured_answer`'s JSON, streamed in
+small pieces that split words, escapes and JSON syntax alike.
 """
 
 from __future__ import annotations
@@ -11,24 +15,31 @@ import json
 import re
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from rag.types import Message
 
-__all__ = ["Fault", "ScriptedLLM", "ScriptedOpenAIServer", "extractive_answer"]
+__all__ = ["Fault", "ScriptedLLM", "ScriptedOpenAIServer", "extractive_answer", "structured_answer"]
 
+_LAST_CUSTOMER = re.compile(r"^Customer: (.*)$", re.MULTILINE)
 _WORD = re.compile(r"\w{3,}")
+_CITED = re.compile(r"(.+) \[(\d+)\]", re.DOTALL)
+_PIECE = re.compile(r"\s+|\w+|[^\w\s]")  # token-like pieces of an exact reply: they rebuild it character for character
 _PASSAGE = re.compile(r"^\[(\d+)\] \(.*?\)\n(.+?)(?:\n\n\[\d+\] \(|\Z)", re.MULTILINE | re.DOTALL)
 
 
 def extractive_answer(system_prompt: str, question: str = "") -> str:
     """The sentence of passage [1] sharing most words with the question, cited as [1].
 
-    With no passages, the refusal the prompt asks for.
+    With no passages, the refusal the prompt asks for. Asked to rewrite a follow-up (the condense
+    prompt: a quoted "Conversation:"), "<follow-up>, regarding: <the customer's last question>".
     """
+    asked = _LAST_CUSTOMER.findall(system_prompt) if "\nConversation:\n" in system_prompt else []
+    if asked:
+        return f"{question.strip().rstrip('?')}, regarding: {asked[-1].strip()}"
     match = _PASSAGE.search(system_prompt)
     if match is None:
         return "I can't answer that from our documentation; let me connect you with a person."
@@ -39,21 +50,40 @@ def extractive_answer(system_prompt: str, question: str = "") -> str:
     return f"{best} [{match.group(1)}]"
 
 
+def structured_answer(system_prompt: str, question: str = "") -> str:
+    """`extractive_answer` as JSON following `rag.answer_format.answer_schema`: one cited sentence, or a refusal."""
+    cited = _CITED.fullmatch(extractive_answer(system_prompt, question))
+    if cited is None:
+        return json.dumps({"answerable": False, "sentences": []})
+    sentence = {"text": cited.group(1), "citations": [int(cited.group(2))]}
+    return json.dumps({"answerable": True, "sentences": [sentence]}, ensure_ascii=False)
+
+
+def _pieces(text: str, *, exact: bool) -> list[str]:
+    """How a reply streams: exact token-like pieces, or (free text, as before) each word plus a space."""
+    return _PIECE.findall(text) if exact else [word + " " for word in text.split(" ")]
+
+
 @dataclass
 class ScriptedLLM:
-    """Answers extractively; records every call for assertions."""
+    """Answers extractively (as JSON when given a schema, unless `structured` is False); records every call."""
 
     model: str = "scripted"
+    structured: bool = True  # False: a client whose server lacks structured output (free text despite a schema)
     calls: list[list[Message]] = field(default_factory=list)
+    schemas: list[Mapping[str, Any] | None] = field(default_factory=list)
 
-    async def complete(self, messages: Sequence[Message]) -> str:
+    async def complete(self, messages: Sequence[Message], *, schema: Mapping[str, Any] | None = None,
+                       max_tokens: int | None = None, stop: Sequence[str] | None = None) -> str:
         self.calls.append(list(messages))
-        return extractive_answer(messages[0].content, messages[-1].content)
+        self.schemas.append(schema)
+        answer = structured_answer if schema is not None and self.structured else extractive_answer
+        return answer(messages[0].content, messages[-1].content)
 
-    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
-        text = await self.complete(messages)
-        for word in text.split(" "):
-            yield word + " "
+    async def stream(self, messages: Sequence[Message], *, schema: Mapping[str, Any] | None = None) -> AsyncIterator[str]:
+        text = await self.complete(messages, schema=schema)
+        for piece in _pieces(text, exact=schema is not None and self.structured):
+            yield piece
 
     async def aclose(self) -> None:
         return None
@@ -65,7 +95,8 @@ class Fault:
 
     Build them with the class methods: `Fault.status(503)`, `Fault.status(429, retry_after=1)`,
     `Fault.delay(2.0)`, `Fault.empty()`, `Fault.no_choices()`, `Fault.not_json()`,
-    `Fault.drop_stream_after(3)`, `Fault.close_connection()`.
+    `Fault.drop_stream_after(3)`, `Fault.close_connection()`; for structured output,
+    `Fault.ignore_schema()` and `Fault.reply(text)`.
     """
 
     kind: str
@@ -118,6 +149,16 @@ class Fault:
         """Read the request, then close the connection without any response."""
         return cls("close")
 
+    @classmethod
+    def ignore_schema(cls) -> Fault:
+        """Answer free text although a `response_format` schema was asked (a server that drops the field)."""
+        return cls("ignore_schema")
+
+    @classmethod
+    def reply(cls, text: str) -> Fault:
+        """Answer exactly `text` (streamed: in small pieces), e.g. malformed or cut-off JSON."""
+        return cls("reply", content=text)
+
 
 _LEGACY = {"error": Fault.status(500), "drop": Fault.close_connection()}
 
@@ -131,10 +172,13 @@ class ScriptedOpenAIServer:
     - `fault` (kept for older tests), applied to every chat request while set:
       None | "error" (HTTP 500) | "slow" (sleeps `delay_s` first) | "drop" (closes the socket).
     `requests` holds the chat request bodies; `calls` holds every request as "METHOD /path".
+    A `response_format` of type `json_schema` gets `structured_answer`'s JSON, as from vLLM's guided
+    decoding; with `structured=False` the server is one without structured output, answering 400 to it.
     """
 
-    def __init__(self, *, model: str = "scripted", delay_s: float = 0.0) -> None:
+    def __init__(self, *, model: str = "scripted", delay_s: float = 0.0, structured: bool = True) -> None:
         self.model = model
+        self.structured = structured
         self.fault: str | None = None
         self.delay_s = delay_s
         self.requests: list[dict[str, Any]] = []
@@ -219,12 +263,17 @@ def _handler(server: ScriptedOpenAIServer) -> type[BaseHTTPRequestHandler]:
             if body.get("model") != server.model:
                 self._json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
                 return
-            text = extractive_answer(body["messages"][0]["content"], body["messages"][-1]["content"])
+            if "response_format" in body and not server.structured:
+                self._json(400, {"error": {"message": "response_format is not supported by this server",
+                                           "type": "BadRequestError", "code": 400}})
+                return
+            text, exact = _reply(body, fault)
             kind = fault.kind if fault else ""
             if kind == "drop_stream":
-                self._cut_short(text, fault.tokens if fault else 0, stream=stream)
+                self._cut_short(_pieces(text, exact=exact), fault.tokens if fault else 0, stream=stream)
             elif stream:
-                self._stream(_tokens(text, fault), pause_s=fault.seconds if fault and kind == "slow_stream" else 0.0)
+                self._stream(_tokens(_pieces(text, exact=exact), fault),
+                             pause_s=fault.seconds if fault and kind == "slow_stream" else 0.0)
             else:
                 self._json(200, _completion(server.model, text, fault))
 
@@ -298,13 +347,13 @@ def _handler(server: ScriptedOpenAIServer) -> type[BaseHTTPRequestHandler]:
         def _chunk(self, data: bytes) -> None:
             self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
 
-        def _cut_short(self, text: str, tokens: int, *, stream: bool) -> None:
+        def _cut_short(self, pieces: list[str], tokens: int, *, stream: bool) -> None:
             if stream:
                 self._stream_head()
-                for chunk in _tokens(text, None)[:tokens]:
+                for chunk in _tokens(pieces, None)[:tokens]:
                     self._chunk(_event(server.model, chunk))
             else:
-                data = json.dumps(_completion(server.model, text, None)).encode()
+                data = json.dumps(_completion(server.model, "".join(pieces), None)).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -315,15 +364,24 @@ def _handler(server: ScriptedOpenAIServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _tokens(text: str, fault: Fault | None) -> list[dict[str, Any]]:
-    """The streamed `choices` of each chunk: one word a chunk, then the finish."""
+def _reply(body: dict[str, Any], fault: Fault | None) -> tuple[str, bool]:
+    """What the model says, and whether it streams exactly: scripted text, JSON for a schema, or free text."""
+    if fault is not None and fault.kind == "reply":
+        return fault.content or "", True
+    system, question = body["messages"][0]["content"], body["messages"][-1]["content"]
+    format_type = (body.get("response_format") or {}).get("type")
+    if format_type == "json_schema" and not (fault is not None and fault.kind == "ignore_schema"):
+        return structured_answer(system, question), True
+    return extractive_answer(system, question), False
+
+
+def _tokens(pieces: list[str], fault: Fault | None) -> list[dict[str, Any]]:
+    """The streamed `choices` of each chunk: one piece a chunk, then the finish."""
     if fault is not None and fault.kind == "no_choices":
         return [{"choices": []}]
     if fault is not None and fault.kind == "empty":
-        words = [fault.content] if fault.content else []
-    else:
-        words = [word + " " for word in text.split(" ")]
-    deltas = [{"index": 0, "delta": {"content": w}, "finish_reason": None} for w in words]
+        pieces = [fault.content] if fault.content else []
+    deltas = [{"index": 0, "delta": {"content": piece}, "finish_reason": None} for piece in pieces]
     finish = {"index": 0, "delta": {}, "finish_reason": "stop"}
     return [{"choices": [delta]} for delta in deltas] + [{"choices": [finish]}]
 

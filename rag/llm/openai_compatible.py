@@ -12,18 +12,29 @@ What each misbehaviour becomes. "Retried" means sent once more, after `retry_bac
     200 with no choices, or blank text                 not retried  LLMEmptyResponseError
     200 whose body is not JSON or not a completion     not retried  LLMResponseError
     stream closed after some tokens                    not retried  LLMResponseError
+    HTTP 400, 422 to a request with a response_format  "auto": resent once without it; "on": LLMResponseError
 
 A stream is retried only while it has not yielded a token.
+
+Structured output. Given a JSON `schema` (see `rag.answer_format.answer_schema`), `complete` and
+`stream` send it as `response_format` (`json_schema`, strict) and leave the stop sequences out,
+since they can cut JSON ("\n[" occurs in it). `structured_output` says when:
+"off" never; "on" always, a server that refuses it is an error; "auto" (the default) tries it,
+and when the server answers 400 or 422 to it, resends the request once without it (free text,
+with the stop sequences) and, if that succeeds, stops sending schemas for the life of the client
+with one warning. A resend that fails too raises its own error, and schemas stay on: the 400 was
+about something else (a prompt too long, say). A reply that should be JSON but is not is checked
+by `rag.answer_format.parse_answer` (AnswerFormatError), not here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from time import time
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import openai
 
@@ -37,12 +48,14 @@ from rag.errors import (
 )
 from rag.types import Message
 
-__all__ = ["OpenAICompatibleLLM"]
+__all__ = ["OpenAICompatibleLLM", "StructuredOutput"]
 
 log = logging.getLogger("rag.llm")
 T = TypeVar("T")
+StructuredOutput = Literal["auto", "on", "off"]
 
 _RETRIED_STATUS = frozenset({429, 502, 503, 504})
+_SCHEMA_REFUSED_STATUS = frozenset({400, 422})  # what servers without structured output answer to response_format
 # What the openai client lets through when a 200 body is not what it expects (not JSON, not a completion).
 _MALFORMED = (ValueError, TypeError, AttributeError)
 
@@ -72,7 +85,11 @@ class OpenAICompatibleLLM:
         max_tokens: int = 256,
         temperature: float = 0.0,
         stop: Sequence[str] = (),
+        structured_output: StructuredOutput = "auto",
     ) -> None:
+        if structured_output not in get_args(StructuredOutput):
+            raise ConfigError(f"structured_output {structured_output!r} is not one of auto, on, off: "
+                              "fix RAG_LLM__STRUCTURED_OUTPUT")
         if len(stop) > 4:
             raise ConfigError(f"{len(stop)} stop sequences given; OpenAI-compatible servers accept at most 4")
         if retry_backoff_s < 0 or retry_after_cap_s < 0:
@@ -83,8 +100,9 @@ class OpenAICompatibleLLM:
         self._backoff_s, self._retry_after_cap_s = retry_backoff_s, retry_after_cap_s
         self.retries = 0  # requests sent a second time by this client (the openai client's own are not counted)
         self._params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
-        if stop:
-            self._params["stop"] = list(stop)
+        self._stop = list(stop)
+        self._structured_mode: StructuredOutput = structured_output
+        self._schemas_refused = False  # "auto" found that this server lacks structured output
         self._client = openai.AsyncOpenAI(
             base_url=self._base_url, api_key=api_key, max_retries=max_retries,
             timeout=openai.Timeout(timeout_s, connect=connect_timeout_s),
@@ -98,21 +116,83 @@ class OpenAICompatibleLLM:
     def base_url(self) -> str:
         return self._base_url
 
-    async def complete(self, messages: Sequence[Message]) -> str:
+    @property
+    def structured(self) -> bool:
+        """Whether a schema given to `complete` or `stream` is sent now (the caller then expects JSON)."""
+        return self._structured_mode == "on" or (self._structured_mode == "auto" and not self._schemas_refused)
+
+    async def complete(self, messages: Sequence[Message], *, schema: Mapping[str, Any] | None = None,
+                       max_tokens: int | None = None, stop: Sequence[str] | None = None) -> str:
+        """The answer; JSON following `schema` where the server does structured output, else free text.
+        `max_tokens` and `stop` replace the client's own for this call (a short rewrite needs few tokens)."""
+        own = {k: v for k, v in (("max_tokens", max_tokens), ("stop", list(stop or ()) or None)) if v is not None}
+        params = {**self._request(schema), **own}
+        try:
+            return await self._complete(messages, params)
+        except LLMResponseError as error:
+            if not self._schema_refused(error, params):
+                raise
+        text = await self._complete(messages, {**self._request(None), **own})
+        self._give_up_schemas()
+        return text
+
+    async def stream(self, messages: Sequence[Message], *, schema: Mapping[str, Any] | None = None) -> AsyncIterator[str]:
+        """The answer's tokens as they come; as `complete` for `schema`, the refusal seen before any token."""
+        params, sent = self._request(schema), 0
+        try:
+            async for token in self._stream_retrying(messages, params):
+                sent += 1
+                yield token
+            return
+        except LLMResponseError as error:
+            if sent or not self._schema_refused(error, params):
+                raise
+        async for token in self._stream_retrying(messages, self._request(None)):
+            self._give_up_schemas()
+            yield token
+
+    def _request(self, schema: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Sampling parameters: the schema as response_format without stop sequences (they can cut JSON), or the stops."""
+        if schema is not None and self.structured:
+            return {**self._params, "response_format": {
+                "type": "json_schema", "json_schema": {"name": "answer", "schema": dict(schema), "strict": True}}}
+        return {**self._params, "stop": self._stop} if self._stop else dict(self._params)
+
+    def _schema_refused(self, error: LLMResponseError, params: Mapping[str, Any]) -> bool:
+        """True when "auto" should resend without the schema; under "on" a refusal is raised saying how to fix it."""
+        cause = error.__cause__
+        if "response_format" not in params or not (
+            isinstance(cause, openai.APIStatusError) and cause.status_code in _SCHEMA_REFUSED_STATUS
+        ):
+            return False
+        if self._structured_mode == "auto":
+            return True
+        raise LLMResponseError(f"{error}; if the server lacks structured output (response_format json_schema), "
+                               "set RAG_LLM__STRUCTURED_OUTPUT=auto or off") from cause
+
+    def _give_up_schemas(self) -> None:
+        """The request without a schema went through: this server lacks structured output; say so once."""
+        if not self._schemas_refused:
+            self._schemas_refused = True
+            log.warning("LLM server at %s refused response_format (structured output): answers are free text "
+                        "with inline [n] markers from now on; set RAG_LLM__STRUCTURED_OUTPUT=off to skip the try, "
+                        "or serve the model with vLLM for citations limited to the passages given", self._base_url)
+
+    async def _complete(self, messages: Sequence[Message], params: Mapping[str, Any]) -> str:
         reply = await self._retrying("chat completion", lambda: self._client.chat.completions.create(
-            model=self._model, messages=_wire(messages), **self._params
+            model=self._model, messages=_wire(messages), **params
         ))
         return self._text(reply)
 
-    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
-        """The answer's tokens as they come; retried once only if it fails before the first one."""
+    async def _stream_retrying(self, messages: Sequence[Message], params: Mapping[str, Any]) -> AsyncIterator[str]:
+        """One stream, retried once only if it fails before its first token."""
         try:
-            async for token in self._stream_once(messages, may_retry=True):
+            async for token in self._stream_once(messages, params, may_retry=True):
                 yield token
             return
         except _RetryableError as retry:
             await self._pause("chat stream", retry.reason, retry.wait_s)
-        async for token in self._stream_once(messages, may_retry=False):
+        async for token in self._stream_once(messages, params, may_retry=False):
             yield token
 
     async def models(self) -> list[str]:
@@ -145,11 +225,13 @@ class OpenAICompatibleLLM:
         except _MALFORMED as exc:
             raise LLMResponseError(self._malformed(what, str(exc))) from exc
 
-    async def _stream_once(self, messages: Sequence[Message], *, may_retry: bool) -> AsyncIterator[str]:
+    async def _stream_once(
+        self, messages: Sequence[Message], params: Mapping[str, Any], *, may_retry: bool
+    ) -> AsyncIterator[str]:
         sent, held, finish, started = 0, "", None, False
         try:
             events = await self._client.chat.completions.create(
-                model=self._model, messages=_wire(messages), stream=True, **self._params
+                model=self._model, messages=_wire(messages), stream=True, **params
             )
             started = True
             async with events:
