@@ -88,7 +88,8 @@ def serve(
     guarded(lambda: open_index(settings.index.dir).close())  # fail fast, with the fix, before binding
     console.print(f"API on http://{settings.api.host}:{settings.api.port} (docs at /docs); "
                   f"LLM at {settings.llm.base_url}")
-    app = create_app(lambda: build_runtime(settings), reload_interval_s=settings.index.reload_interval_s)
+    app = create_app(lambda: build_runtime(settings), reload_interval_s=settings.index.reload_interval_s,
+                     served_model_name=settings.api.served_model_name)
     uvicorn.run(app, host=settings.api.host,
                 port=settings.api.port, log_level="info")
 
@@ -117,14 +118,17 @@ def ask(
     product: ProductOpt = None,
     language: LanguageOpt = None,
     effective_on: EffectiveOpt = None,
+    conversation: Annotated[str | None, typer.Option(
+        "--conversation", help="Ask a follow-up in this conversation (the id printed with an earlier answer).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")] = False,
     index: IndexOpt = None,
 ) -> None:
     """Ask one question and print the answer with its citations.
 
     Example: rag ask "How long is the return window?" --server http://127.0.0.1:8080 --doc-type policy
+    Follow-up: rag ask "and for opened electronics?" --conversation 3f2a…
     """
-    body: dict[str, Any] = {"question": question, "top_k": top_k,
+    body: dict[str, Any] = {"question": question, "top_k": top_k, "conversation_id": conversation,
                             "filters": filters_body(doc_type, product, language, effective_on)}
     result = _ask_server(server, body) if server else guarded(lambda: asyncio.run(_ask_local(index, body)))
     if as_json:
@@ -195,6 +199,10 @@ def print_answer(result: dict[str, Any]) -> None:
     decision = result.get("decision", "answer")
     console.print(f"[dim]{decision} (confidence {result.get('confidence', 0):.2f}): {result.get('reason', '')}[/]",
                   highlight=False)
+    if result.get("options"):
+        console.print(f"[dim]options: {' | '.join(result['options'])}[/]", highlight=False)
+    if result.get("standalone_question"):
+        console.print(f"[dim]read as: {result['standalone_question']}[/]", highlight=False)
     for sentence in result.get("removed", []):
         console.print(f"[dim]  removed, not backed by a passage: {sentence}[/]", highlight=False)
     for c in result["citations"]:
@@ -204,19 +212,28 @@ def print_answer(result: dict[str, Any]) -> None:
     prompt = f" · prompt {result['prompt']}" if result.get("prompt") else ""
     console.print(f"[dim]model {result['model']}{prompt} · index {result['index_version']} · {timings}[/]",
                   highlight=False)
+    if result.get("conversation_id"):
+        console.print(f"[dim]conversation {result['conversation_id']} (follow up with --conversation)[/]",
+                      highlight=False)
 
 
 async def _ask_local(index: Path | None, body: dict[str, Any]) -> dict[str, Any]:
     from dataclasses import asdict
 
+    from rag.conversations import check_conversation_id, new_conversation_id
     from rag.factory import build_runtime
     from rag.filters import parse_filters
+    from rag.types import Turn
 
     filters = parse_filters(body["filters"])
+    conversation = check_conversation_id(body["conversation_id"]) if body["conversation_id"] else new_conversation_id()
     runtime = build_runtime(settings_with(index__dir=index))
     try:
-        answer = await runtime.pipeline.ask(body["question"], top_k=body["top_k"], filters=filters)
-        return asdict(answer)
+        history = runtime.conversations.history(conversation)
+        answer = await runtime.pipeline.ask(body["question"], top_k=body["top_k"], filters=filters, history=history)
+        runtime.conversations.append(conversation, Turn(body["question"], answer.answer),
+                                     standalone=answer.standalone_question, decision=answer.decision)
+        return {**asdict(answer), "conversation_id": conversation}
     finally:
         await runtime.aclose()
 

@@ -1,6 +1,8 @@
 """The answer contract: answer, or escalate to a person, and why, with a confidence.
 
     retrieval: best relevance < min_relevance ─────────────► escalate (no LLM call)
+    retrieval: the best passages describe several products,
+               and the question names none of them ────────► clarify (no LLM call): "which one?"
     model: replies with the prompt's refusal ──────────────► escalate
     verification (rag.grounding), by strictness:
         strict     any unsupported sentence ───────────────► escalate
@@ -57,6 +59,7 @@ class Outcome:
     reason: str
     confidence: float
     removed: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()  # what the customer can pick from, when the decision is clarify
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,18 +73,45 @@ class AnswerPolicy:
     guard_injection: bool = True
     private_prompts: tuple[str, ...] = field(default_factory=shipped_prompt_text)
     leak_words: int = 12
+    clarify_margin: float = 0.1
+    clarify_message: str = "Which product do you mean: {options}?"
 
-    def before_generation(self, hits: Sequence[ScoredChunk]) -> Outcome | None:
-        """Escalate without asking the model when no passage is relevant enough."""
+    def before_generation(self, question: str, hits: Sequence[ScoredChunk], tokenizer: TextTokenizer) -> Outcome | None:
+        """Escalate without asking the model when no passage is relevant enough; ask which product
+        when the best passages are about several and the question names none."""
         best = max((h.score for h in hits), default=0.0)
         if best >= self.min_relevance:
-            return None
+            return self._clarify(question, hits, tokenizer, best)
         found = f"the best match scores {best:.2f}" if hits else "nothing matched the filters"
         return self.escalate(f"nothing in the knowledge base matches this question closely enough ({found}, "
                              f"below {self.min_relevance:.2f})")
 
-    def review(self, text: str, hits: Sequence[ScoredChunk], tokenizer: TextTokenizer, *, refusal: str) -> Outcome:
-        """Decide on the model's answer: prompt leak, refusal, obeyed documents, then verification by strictness."""
+    def _clarify(self, question: str, hits: Sequence[ScoredChunk], tokenizer: TextTokenizer,
+                 best: float) -> Outcome | None:
+        """Several products within `clarify_margin` of the best product document, none named in the question.
+
+        Only product documents count: a policy or a ticket on top means the question is not about one product.
+        A product counts as named when the question shares a word with its name ("kettle", "Aurora").
+        """
+        if self.clarify_margin <= 0 or not hits or hits[0].chunk.doc_type != "doc" or not _product(hits[0]):
+            return None
+        floor = max(self.min_relevance, best - self.clarify_margin)
+        close = list(dict.fromkeys(_product(h) for h in hits if h.score >= floor and h.chunk.doc_type == "doc"))
+        products = [p for p in close if p]
+        asked = set(tokenizer.tokens(question))
+        if len(products) < 2 or any(asked & set(tokenizer.tokens(p)) for p in dict.fromkeys(map(_product, hits)) if p):
+            return None
+        options = ", ".join(products[:-1]) + f" or {products[-1]}"
+        return Outcome("clarify", self.clarify_message.replace("{options}", options),
+                       f"the question fits {len(products)} products ({', '.join(products)}) and names none of them: "
+                       "asking the customer which one", round(best, 4), options=tuple(products))
+
+    def review(self, text: str, hits: Sequence[ScoredChunk], tokenizer: TextTokenizer, *, refusal: str,
+               answerable: bool = True, dropped_citations: Sequence[int] = ()) -> Outcome:
+        """Decide on the model's answer: prompt leak, refusal, obeyed documents, then verification by strictness.
+        `answerable` False is a structured answer's refusal; `dropped_citations` the ids it cited that were not given."""
+        if not answerable:
+            return self.escalate("the documents found do not answer this question (the model said so)")
         if not text.strip():
             return self.escalate("the language model returned an empty answer")
         if self._recites_prompt(text, refusal):
@@ -98,7 +128,7 @@ class AnswerPolicy:
                                  "instead of the store's documents")
         taint = _taint(text, check, hits, tainted, tokenizer, self.support_threshold)
         best = max((h.score for n, h in enumerate(hits, start=1) if n not in tainted), default=0.0)
-        return self._judge(check, best, taint)
+        return self._judge(check, best, taint, tuple(dropped_citations))
 
     def escalate(self, reason: str) -> Outcome:
         return Outcome("escalate", self.handoff_message, reason, 0.0)
@@ -123,11 +153,11 @@ class AnswerPolicy:
                 return source
         return ""
 
-    def _judge(self, check: Verification, best: float, taint: _Taint) -> Outcome:
+    def _judge(self, check: Verification, best: float, taint: _Taint, not_given: tuple[int, ...]) -> Outcome:
         kept = [s.text for s in check.sentences if s.supported]
         dropped = tuple(s.text for s in check.sentences if not s.supported)
         confidence = round(best * check.supported_share, 4)
-        notes = _notes(check, taint)
+        notes = _notes(check, taint, not_given)
         if dropped and (self.strictness == "strict" or not kept):
             return Outcome("escalate", self.handoff_message,
                            f"{len(dropped)} of {len(check.sentences)} sentence(s) of the answer are not backed by "
@@ -181,12 +211,17 @@ def _obeys(sentence: SentenceCheck, payloads: list[set[str]], orders: list[set[s
     return any(len(o & said) / len(said) >= max(threshold, sentence.support + 1e-9) for o in orders)
 
 
-def _notes(check: Verification, taint: _Taint) -> str:
-    notes = f"; cited passage(s) {list(check.invalid_citations)} do not exist" if check.invalid_citations else ""
+def _notes(check: Verification, taint: _Taint, not_given: tuple[int, ...]) -> str:
+    invalid = sorted(set(check.invalid_citations) | set(not_given))
+    notes = f"; cited passage(s) {invalid} do not exist" if invalid else ""
     if taint.sentences:
         notes += (f"; {len(taint.sentences)} sentence(s) were backed only by a document that tries to give the "
                   f"assistant instructions ({', '.join(taint.sources)}), which is not trusted")
     return notes
+
+
+def _product(hit: ScoredChunk) -> str:
+    return str(hit.chunk.metadata.get("product") or "")
 
 
 def _is_refusal(text: str, refusal: str) -> bool:

@@ -6,6 +6,7 @@ import logging
 
 import prompts
 from prompts import PromptTemplate
+from rag.conversations import ConversationStore
 from rag.decisions import AnswerPolicy
 from rag.errors import ConfigError, RagError, RerankerError
 from rag.index import IndexFolder, LoadedIndex, open_index
@@ -43,6 +44,9 @@ class Runtime:
         self.llm = llm
         self.reload_error: str | None = None
         self._active = self._open()
+        talk = settings.conversations
+        self.conversations = ConversationStore(talk.resolved_path(settings.index.dir), ttl_s=talk.ttl_s,
+                                               max_turns=talk.max_turns)
 
     @property
     def pipeline(self) -> RagPipeline:
@@ -76,16 +80,19 @@ class Runtime:
             retriever=retriever, llm=self.llm, prompt=self._prompt, index_version=index.version,
             top_k=options.retrieval.top_k, max_top_k=options.retrieval.max_top_k,
             max_question_chars=options.api.max_question_chars,
-            policy=AnswerPolicy(answer.min_relevance, answer.strictness, answer.support_threshold, answer.handoff_message),
+            policy=AnswerPolicy(answer.min_relevance, answer.strictness, answer.support_threshold, answer.handoff_message,
+                                clarify_margin=answer.clarify_margin, clarify_message=answer.clarify_message),
             tokenizer=TextTokenizer.from_settings(index.tokenizer_settings),
             prompt_budget_tokens=llm.context_tokens - llm.max_tokens - llm.prompt_margin_tokens,
-            count_tokens=load_token_counter(tokenizer),
+            count_tokens=load_token_counter(tokenizer), condense_turns=options.conversations.condense_turns,
+            condense_max_tokens=llm.condense_max_tokens, structured_output=llm.structured_output != "off",
         )
         return pipeline, index
 
     async def aclose(self) -> None:
         await self.llm.aclose()
         self.index.close()
+        self.conversations.close()
 
 
 def build_embedder(settings: Settings) -> Embedder:
@@ -101,6 +108,7 @@ def build_llm(settings: Settings, *, stop: tuple[str, ...] = ()) -> OpenAICompat
         timeout_s=llm.timeout_s, connect_timeout_s=llm.connect_timeout_s, max_retries=llm.max_retries,
         retry_backoff_s=llm.retry_backoff_s, retry_after_cap_s=llm.retry_after_cap_s,
         max_tokens=llm.max_tokens, temperature=llm.temperature, stop=stop if llm.stop is None else tuple(llm.stop),
+        structured_output=llm.structured_output,
     )
 
 

@@ -6,8 +6,8 @@ passage it cites: one passage sentence or two adjacent ones. So wrong numbers ("
 a passage saying 45) and claims stitched from words scattered over a passage fail. This is a fast
 lexical check: a claim built from one passage sentence's words with another meaning can pass;
 the eval harness's judge checks meaning. A sentence without a [n] marker is checked against all
-passages. For each cited passage the best-matching passage sentence is located, as a character
-span a UI can highlight.
+passages; a sentence without a single content word ("1 [1]", "Yes.") is not supported. For each
+cited passage the best-matching passage sentence is located, as a character span a UI can highlight.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from rag.tokenizer import TextTokenizer
 __all__ = ["MARKER", "SentenceCheck", "Verification", "best_span", "split_sentences", "verify"]
 
 MARKER = re.compile(r"\[(\d+)\]")  # a citation marker [n] in an answer
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])(?:\s*(?:\[\d+\])+)?\s+|(?<=[。！？])")
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])(?:\s*(?:\[\d+\])+)?(?:\s+|$)|(?<=[。！？])(?:\s*(?:\[\d+\])+)?")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
 
@@ -74,8 +74,8 @@ def verify(answer: str, passages: Sequence[str], tokenizer: TextTokenizer, *, th
             share = len(wanted & terms) / len(wanted) if wanted else 1.0
             if (stated <= numbers, share) > (numbers_found, support):
                 support, numbers_found = share, stated <= numbers
-        checks.append(SentenceCheck(sentence, cites, round(support, 4), numbers_found,
-                                    support >= threshold and numbers_found and bool(scope)))
+        checks.append(SentenceCheck(sentence, cites, round(support, 4), numbers_found,  # a bare "1 [1]" says nothing
+                                    support >= threshold and numbers_found and bool(scope) and _says_something(wanted)))
     return Verification(tuple(checks), tuple(invalid))
 
 
@@ -99,6 +99,11 @@ def _windows(passage: str, tokenizer: TextTokenizer) -> list[tuple[set[str], set
     sentences = split_sentences(passage) or [passage]
     pieces = [" ".join(sentences[i : i + 2]) for i in range(max(1, len(sentences) - 1))]
     return [(set(tokenizer.tokens(piece)), set(_numbers(piece))) for piece in pieces]
+
+
+def _says_something(terms: set[str]) -> bool:
+    """A term that is not a bare number: "1 [1]" alone backs nothing."""
+    return any(not _NUMBER.fullmatch(term) for term in terms)
 
 
 def _numbers(text: str) -> list[str]:

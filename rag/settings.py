@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 __all__ = [
     "ApiSettings",
     "ChunkingSettings",
+    "ConversationSettings",
     "EmbeddingSettings",
     "IndexSettings",
     "IngestSettings",
@@ -101,6 +102,22 @@ class AnswerSettings(BaseModel):
         "balanced", description="strict: escalate on any unsupported sentence; balanced: remove them; lenient: keep")
     support_threshold: float = Field(0.6, gt=0, le=1, description="share of a sentence's words its passages must hold")
     handoff_message: str = "I can't answer that from our documentation; let me connect you with a person."
+    clarify_margin: float = Field(0.1, ge=0, le=1, description="products whose best passage is this close to the "
+                                  "best one count as matches; several matches, none named: clarify. 0 = never")
+    clarify_message: str = Field("Which product do you mean: {options}?", description="{options}: the products")
+
+
+class ConversationSettings(BaseModel):
+    """Follow-up questions: where histories are kept, and for how long."""
+
+    path: Path | None = Field(None, description="SQLite file of conversation histories; unset: "
+                              "conversations.sqlite3 beside the index folder")
+    ttl_s: float = Field(3600.0, gt=0, description="a conversation is forgotten this long after its last turn")
+    max_turns: int = Field(20, ge=1, description="turns kept per conversation")
+    condense_turns: int = Field(4, ge=1, description="latest turns shown to the model when rewriting a follow-up")
+
+    def resolved_path(self, index_dir: Path) -> Path:
+        return self.path or index_dir.parent / "conversations.sqlite3"
 
 
 class LLMSettings(BaseModel):
@@ -120,6 +137,10 @@ class LLMSettings(BaseModel):
                                   "for counting prompt tokens; unset: the model `rag llm serve` prepared, else an estimate")
     temperature: float = Field(0.0, ge=0)
     stop: list[str] | None = Field(None, max_length=4, description="replaces the prompt's stop sequences")
+    structured_output: Literal["auto", "on", "off"] = Field(
+        "auto", description="ask for a JSON answer whose citations can only be the passages given (vLLM guided "
+        "decoding); auto: fall back to free text with [n] markers if the server refuses it")
+    condense_max_tokens: int = Field(64, ge=8, description="longest rewrite of a follow-up into a standalone question")
     prompt: str = "answer"
     prompt_version: str = "latest"
 
@@ -141,6 +162,8 @@ class LLMServerSettings(BaseModel):
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8080
+    served_model_name: str = Field("rag", min_length=1, description="the model name /v1/models lists and "
+                                   "/v1/chat/completions expects")
     max_question_chars: int = Field(2000, ge=1)
 
 
@@ -156,6 +179,7 @@ class Settings(BaseSettings):
     lexical: LexicalSettings = LexicalSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     answer: AnswerSettings = AnswerSettings()
+    conversations: ConversationSettings = ConversationSettings()
     llm: LLMSettings = LLMSettings()
     llm_server: LLMServerSettings = LLMServerSettings()
     api: ApiSettings = ApiSettings()

@@ -16,6 +16,7 @@ __all__ = [
     "Filters",
     "Message",
     "ScoredChunk",
+    "Turn",
 ]
 
 DocType = Literal["doc", "policy", "ticket"]
@@ -135,3 +136,13 @@ class Answer:
     confidence: float = 0.0
     removed: tuple[str, ...] = ()
     prompt: str = ""
+    options: tuple[str, ...] = ()  # what the customer can choose from when the decision is clarify
+    standalone_question: str = ""  # the follow-up rewritten to stand alone, as retrieval saw it; "" when not rewritten
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One earlier exchange of a conversation, oldest first in a history."""
+
+    question: str
+    answer: str

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from rag.conversations import ID_PATTERN
 from rag.types import Filters
 
 __all__ = ["AskRequest", "AskResponse", "CitationOut", "ErrorBody", "ErrorOut", "FiltersIn", "HealthOut"]
@@ -41,7 +42,16 @@ class AskRequest(BaseModel):
     question: str = Field(min_length=1, description="The customer's question.")
     top_k: int | None = Field(None, ge=1, le=100, description="How many passages to give the model.")
     filters: FiltersIn | None = None
+    conversation_id: str | None = Field(
+        None, pattern=f"^{ID_PATTERN}$", examples=["chat-7f3a"],
+        description="Continue this conversation: the question is read as a follow-up of its earlier turns and "
+                    "rewritten to stand alone. Your own chat id works; leave it out to start a new conversation "
+                    "(the response gives its id). Forgotten an hour (RAG_CONVERSATIONS__TTL_S) after its last turn.")
     stream: bool = Field(False, description="Answer as server-sent events: citations, deltas, done.")
+    stream_unit: Literal["token", "sentence"] = Field(
+        "token", description="Streaming only. token: the model's text as it comes (`done` may remove sentences); "
+                             "sentence: each sentence once it is complete and verified, for clients that cannot "
+                             "take text back.")
 
 
 class CitationOut(BaseModel):
@@ -62,7 +72,10 @@ class CitationOut(BaseModel):
 class AskResponse(BaseModel):
     answer: str = Field(description="The answer, or the hand-off message when `decision` is escalate.")
     decision: Literal["answer", "clarify", "escalate"] = Field(
-        description="answer: ship it; escalate: hand the customer to a person (see `reason`).")
+        description="answer: ship it; clarify: the question fits several products, `answer` asks which one "
+                    "(`options`); escalate: hand the customer to a person (see `reason`).")
+    options: list[str] = Field(default_factory=list, description="With clarify: the products the customer can "
+                                                                 "choose from (ask again naming one, same conversation).")
     reason: str = Field(description="Why, in words a support agent understands.")
     confidence: float = Field(description="Best passage relevance × share of the answer's sentences backed by a passage.")
     removed: list[str] = Field(default_factory=list, description="Sentences of the model's answer that no passage "
@@ -72,6 +85,9 @@ class AskResponse(BaseModel):
     prompt: str = Field(description="The prompt template as name@version.")
     index_version: str
     timings_ms: dict[str, float]
+    conversation_id: str = Field(description="Send it with the next question to ask a follow-up.")
+    standalone_question: str = Field("", description="The follow-up rewritten to stand alone, as retrieval saw "
+                                                     "it; empty for the first question of a conversation.")
 
 
 class ErrorBody(BaseModel):

@@ -134,12 +134,12 @@ class ObedientLLM:
     model: str = "obedient"
     calls: list[list[Message]] = field(default_factory=list)
 
-    async def complete(self, messages: Sequence[Message]) -> str:
+    async def complete(self, messages: Sequence[Message], **_: object) -> str:
         self.calls.append(list(messages))
         instructions = messages[0].content.split("\n\nPassages:")[0]
         return self.reply.replace("{system}", instructions)
 
-    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[Message], **_: object) -> AsyncIterator[str]:
         for word in (await self.complete(messages)).split(" "):
             yield word + " "
 

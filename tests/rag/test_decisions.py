@@ -38,11 +38,11 @@ class CannedLLM:
     def __init__(self, text: str) -> None:
         self.text, self.calls = text, 0
 
-    async def complete(self, messages: Sequence[Message]) -> str:
+    async def complete(self, messages: Sequence[Message], **_: object) -> str:
         self.calls += 1
         return self.text
 
-    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[Message], **_: object) -> AsyncIterator[str]:
         self.calls += 1
         for word in self.text.split(" "):
             yield word + " "
@@ -144,3 +144,50 @@ def test_an_empty_reply_from_the_server_escalates_instead_of_failing(llm_server:
     answer, events = asyncio.run(run())
     assert answer.decision == "escalate" and "empty" in answer.reason  # type: ignore[attr-defined]
     assert events[-1][1]["decision"] == "escalate" and events[-1][1]["answer"] == HANDOFF
+
+
+def product_hit(n: int, product: str, score: float, doc_type: str = "doc") -> ScoredChunk:
+    text = f"The {product} battery lasts 12 hours on a full charge."
+    chunk = Chunk(id=n, text=text, source=f"docs/{n}.md", title=product, doc_type=doc_type,  # type: ignore[arg-type]
+                  metadata={"product": product} if product else {})
+    return ScoredChunk(chunk, score)
+
+
+AMBIGUOUS = [product_hit(1, "Aurora X2 headlamp", 0.62), product_hit(2, "Tidal BT5 speaker", 0.58),
+             product_hit(3, "Volt 300 power station", 0.45)]
+
+
+def clarify(question: str, found: list[ScoredChunk], **policy: object) -> object:
+    return AnswerPolicy(**policy).before_generation(question, found, TextTokenizer())  # type: ignore[arg-type]
+
+
+def test_a_question_that_fits_several_products_and_names_none_asks_which_one() -> None:
+    outcome = clarify("How long does the battery last?", AMBIGUOUS)
+    assert outcome.decision == "clarify"  # type: ignore[attr-defined]
+    assert outcome.options == ("Aurora X2 headlamp", "Tidal BT5 speaker")  # type: ignore[attr-defined]
+    assert outcome.text == "Which product do you mean: Aurora X2 headlamp or Tidal BT5 speaker?"  # type: ignore[attr-defined]
+    assert "fits 2 products" in outcome.reason  # type: ignore[attr-defined]
+    wider = clarify("How long does the battery last?", AMBIGUOUS, clarify_margin=0.2,
+                    clarify_message="Pick one: {options}")
+    assert wider.text == "Pick one: Aurora X2 headlamp, Tidal BT5 speaker or Volt 300 power station"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("question", "found"), [
+    ("How long does the speaker battery last?", AMBIGUOUS),  # names one ("speaker")
+    ("How long does the Aurora battery last?", AMBIGUOUS),
+    ("How long does the battery last?", [*AMBIGUOUS[:1], product_hit(2, "Tidal BT5 speaker", 0.45)]),  # one is clearly ahead
+    ("How long does the battery last?", [product_hit(9, "", 0.7, "policy"), *AMBIGUOUS]),  # a policy on top
+    ("How long does the battery last?", [product_hit(1, "Aurora X2 headlamp", 0.62),
+                                         product_hit(2, "Aurora X2 headlamp", 0.61)]),  # one product, two passages
+])
+def test_no_clarification_when_the_question_names_a_product_or_one_source_stands_out(
+    question: str, found: list[ScoredChunk],
+) -> None:
+    assert clarify(question, found) is None
+
+
+def test_clarification_can_be_turned_off_and_never_calls_the_model() -> None:
+    assert clarify("How long does the battery last?", AMBIGUOUS, clarify_margin=0) is None
+    answer, llm = ask("unused", found=AMBIGUOUS)
+    assert answer.decision == "clarify" and llm.calls == 0  # type: ignore[attr-defined]
+    assert answer.options == ("Aurora X2 headlamp", "Tidal BT5 speaker")  # type: ignore[attr-defined]

@@ -51,3 +51,9 @@ def test_words_scattered_over_a_passage_do_not_support_a_claim() -> None:
     # Every word of the scattered claim is in the passage: only the one-place rule rejects it.
     assert verify("Gift cards are free to return within 45 days.", [passage.replace(". ", "; ")], TOKENS,
                   threshold=0.6).sentences[0].supported
+
+
+def test_a_sentence_with_no_content_word_is_not_supported_even_when_its_number_is_in_the_passage() -> None:
+    check = verify("1 [1]. 45 [1]", ["You can return most items within 45 days of delivery, 1 per order."],
+                   TextTokenizer())
+    assert [s.supported for s in check.sentences] == [False, False]

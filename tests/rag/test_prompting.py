@@ -84,24 +84,32 @@ def test_a_broken_template_is_refused_naming_the_file_and_the_variable(tmp_path:
     assert "t.v1.toml" in str(caught.value) and isinstance(caught.value, ValueError)
 
 
+# What each shipped prompt fills in per request, after its static instructions.
+PER_REQUEST = {"answer": ("passages", "Passages:"), "condense": ("history", "Conversation:")}
+
+
 @pytest.mark.parametrize("ref", prompts.available())
-def test_every_shipped_template_declares_what_it_uses_and_ends_the_system_message_with_passages(ref: str) -> None:
+def test_every_shipped_template_declares_what_it_uses_and_ends_the_system_message_with_its_per_request_part(
+    ref: str,
+) -> None:
     name, version = ref.split("@")
     template = prompts.load(name, version)
-    assert template.variables == ("passages", "question") and template.user == "{question}"
-    assert template.system.endswith("{passages}")  # static instructions first, the per-request part last
-    assert template.static_prefix == template.system.removesuffix("{passages}") and "Passages:" in template.static_prefix
+    variable, heading = PER_REQUEST[name]
+    assert template.variables == (variable, "question") and template.user == "{question}"
+    assert template.system.endswith(f"{{{variable}}}")  # static instructions first, the per-request part last
+    assert template.static_prefix == template.system.removesuffix(f"{{{variable}}}")
+    assert heading in template.static_prefix
 
 
 @pytest.mark.parametrize("ref", prompts.available())
 def test_two_requests_share_the_whole_static_prefix_byte_for_byte(ref: str) -> None:
     template = prompts.load(*ref.split("@"))
-    one, _ = build_messages(template, "How long do returns take?", [hit(1), hit(2)])
-    two, _ = build_messages(template, "Do you ship abroad?", [hit(7, "Shipping takes 3 days.")])
+    variable = PER_REQUEST[template.name][0]
+    one, _ = template.render(**{variable: "[1] Returns take 45 days.", "question": "How long do returns take?"})
+    two, _ = template.render(**{variable: "Shipping takes 3 days.", "question": "Do you ship abroad?"})
     prefix = template.static_prefix.encode("utf-8")
-    first_difference = next(i for i, (a, b) in enumerate(zip(one.content.encode(), two.content.encode(), strict=False))
-                            if a != b)
-    assert one.content.encode()[: len(prefix)] == two.content.encode()[: len(prefix)] == prefix
+    first_difference = next(i for i, (a, b) in enumerate(zip(one.encode(), two.encode(), strict=False)) if a != b)
+    assert one.encode()[: len(prefix)] == two.encode()[: len(prefix)] == prefix
     assert first_difference >= len(prefix)
 
 

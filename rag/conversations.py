@@ -1,0 +1,142 @@
+"""Follow-up questions: conversation histories kept in SQLite with a time limit, and the
+condensation of a follow-up ("and how long does it take to charge?") into a question that
+stands alone ("How long does the Aurora X2 headlamp take to charge?") before retrieval.
+
+A conversation is forgotten `ttl_s` after its last turn; only its last `max_turns` turns are
+kept. Ids are chosen by the client (its own chat session id) or by the service (a random one,
+returned with the first answer); an unknown or expired id starts a new conversation.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from prompts import PromptTemplate
+from rag.errors import ConfigError, InputError
+from rag.grounding import MARKER
+from rag.tokenizer import TextTokenizer
+from rag.types import Message, Turn
+
+__all__ = [
+    "ID_PATTERN",
+    "ConversationStore",
+    "check_conversation_id",
+    "condense_messages",
+    "new_conversation_id",
+    "standalone",
+]
+
+ID_PATTERN = r"[A-Za-z0-9._:-]{1,128}"  # ids travel in URLs and logs: short and plain
+_ID = re.compile(ID_PATTERN)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS turns (
+    conversation TEXT NOT NULL, at REAL NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL,
+    standalone TEXT NOT NULL DEFAULT '', decision TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns (conversation, at);
+"""
+
+
+def new_conversation_id() -> str:
+    return uuid.uuid4().hex
+
+
+def check_conversation_id(value: str) -> str:
+    """The id as given, or InputError: ids travel in URLs and logs, so they stay short and plain."""
+    if not _ID.fullmatch(value):
+        raise InputError(f"conversation_id {value[:40]!r} is not valid: use 1-128 letters, digits or . _ : -, "
+                         "or leave it out to start a new conversation")
+    return value
+
+
+class ConversationStore:
+    """Histories in one SQLite file (':memory:' for none), safe to share across threads."""
+
+    def __init__(self, path: Path | str = ":memory:", *, ttl_s: float = 3600.0, max_turns: int = 20,
+                 clock: Callable[[], float] = time.time) -> None:
+        if ttl_s <= 0 or max_turns < 1:
+            raise ConfigError("conversations need ttl_s > 0 and max_turns >= 1")
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.ttl_s, self.max_turns, self._clock = ttl_s, max_turns, clock
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot open the conversation store at {path} ({exc}): "
+                              "set RAG_CONVERSATIONS__PATH to a writable file") from exc
+
+    def history(self, conversation_id: str) -> list[Turn]:
+        """The turns of a live conversation, oldest first; [] when unknown or expired."""
+        since = self._clock() - self.ttl_s
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT question, answer FROM turns WHERE conversation = ? ORDER BY at DESC, rowid DESC LIMIT ?",
+                (conversation_id, self.max_turns)).fetchall()
+            last = self._db.execute("SELECT MAX(at) FROM turns WHERE conversation = ?", (conversation_id,)).fetchone()
+        if not rows or last[0] < since:
+            return []
+        return [Turn(q, a) for q, a in reversed(rows)]
+
+    def append(self, conversation_id: str, turn: Turn, *, standalone: str = "", decision: str = "") -> None:
+        """Record a turn (and forget expired conversations and turns beyond `max_turns`)."""
+        now = self._clock()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?)",
+                                 (conversation_id, now, turn.question, turn.answer, standalone, decision))
+                self._forget(conversation_id, now)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _forget(self, conversation_id: str, now: float) -> None:
+        """Drop conversations idle for longer than the TTL, and this one's turns beyond `max_turns`."""
+        self._db.execute("DELETE FROM turns WHERE conversation IN (SELECT conversation FROM turns "
+                         "GROUP BY conversation HAVING MAX(at) < ?)", (now - self.ttl_s,))
+        self._db.execute("DELETE FROM turns WHERE conversation = ? AND rowid NOT IN (SELECT rowid FROM turns "
+                         "WHERE conversation = ? ORDER BY at DESC, rowid DESC LIMIT ?)",
+                         (conversation_id, conversation_id, self.max_turns))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def condense_messages(prompt: PromptTemplate, history: Sequence[Turn], question: str, *,
+                      max_turns: int = 4) -> list[Message]:
+    """The condensation prompt: the last `max_turns` turns as quoted history, the follow-up as the question."""
+    lines = []
+    for turn in history[-max_turns:]:
+        lines += [f"Customer: {_one_line(turn.question)}", f"Assistant: {_one_line(turn.answer)}"]
+    system, user = prompt.render(history="\n".join(lines), question=question)
+    return [Message("system", system), Message("user", user)]
+
+
+def standalone(reply: str, question: str, history: Sequence[Turn], tokenizer: TextTokenizer, *,
+               max_chars: int) -> str:
+    """The model's standalone question, or (when it gave nothing usable) the previous question and the
+    follow-up together, which still lets retrieval find the product the conversation is about.
+
+    Usable: one line of at most `max_chars`, no citation markers, and at least half of the follow-up's
+    content words kept (a model that answers instead of rewriting fails this)."""
+    text = reply.strip().splitlines()[0].strip() if reply.strip() else ""
+    text = re.sub(r"^(standalone question|question|answer)\s*:\s*", "", text, flags=re.IGNORECASE).strip(" \"'")
+    asked, kept = set(tokenizer.tokens(question)), set(tokenizer.tokens(text))
+    if 3 <= len(text) <= max_chars and not MARKER.search(text) and len(asked & kept) >= len(asked) / 2:
+        return text
+    return f"{history[-1].question} {question}"[-max_chars:] if history else question
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
