@@ -15,10 +15,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from rag.api.errors import install_error_handlers, status_for
+from rag.api.openai_routes import install_openai_routes
 from rag.api.schemas import AskRequest, AskResponse, ErrorOut, HealthOut
+from rag.api.state import current_runtime
+from rag.conversations import new_conversation_id
 from rag.errors import LLMError, RagError
 from rag.factory import Runtime
 from rag.pipeline import StreamEvent
+from rag.types import Turn
 
 __all__ = ["create_app"]
 
@@ -32,7 +36,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(runtime_factory: RuntimeFactory, *, reload_interval_s: float = 0.0) -> FastAPI:
+def create_app(runtime_factory: RuntimeFactory, *, reload_interval_s: float = 0.0,
+               served_model_name: str = "rag") -> FastAPI:
     """The app builds its runtime at start-up; if that fails, /ask and /health say why (503).
 
     With `reload_interval_s` > 0 it also watches the index folder: a new version published by
@@ -54,16 +59,21 @@ def create_app(runtime_factory: RuntimeFactory, *, reload_interval_s: float = 0.
     app = FastAPI(title="Support answers (RAG)", version="0.1.0", lifespan=lifespan,
                   description="Grounded, cited answers from the company's own knowledge.")
     install_error_handlers(app)
+    install_openai_routes(app, served_model_name=served_model_name)  # /v1: the service as an OpenAI model
 
     @app.post("/ask", response_model=AskResponse, responses=_ERRORS)
     async def ask(body: AskRequest, request: Request) -> Any:
         """Answer a question from the index, with numbered citations; `stream: true` for SSE."""
         if body.stream:
             return await _stream(body, request)
-        pipeline = _runtime(request).pipeline
+        runtime = current_runtime(request)
+        conversation = body.conversation_id or new_conversation_id()
+        history = await anyio.to_thread.run_sync(runtime.conversations.history, conversation)
         filters = body.filters.to_filters() if body.filters else None
-        answer = await pipeline.ask(body.question, top_k=body.top_k, filters=filters)
-        return AskResponse.model_validate(asdict(answer))
+        answer = await runtime.pipeline.ask(body.question, top_k=body.top_k, filters=filters, history=history)
+        await _remember(runtime, conversation, body.question, answer.answer, answer.standalone_question,
+                        answer.decision)
+        return AskResponse.model_validate({**asdict(answer), "conversation_id": conversation})
 
     @app.post("/ask/stream", responses={**_ERRORS, 200: {"content": {"text/event-stream": {}}, "description": (
         "Server-sent events: `citations`, then `delta` (text as the model writes it), then `done` (the verified "
@@ -92,11 +102,36 @@ def create_app(runtime_factory: RuntimeFactory, *, reload_interval_s: float = 0.
 
 
 async def _stream(body: AskRequest, request: Request) -> StreamingResponse:
-    pipeline = _runtime(request).pipeline
+    runtime = current_runtime(request)
+    conversation = body.conversation_id or new_conversation_id()
+    history = await anyio.to_thread.run_sync(runtime.conversations.history, conversation)
     filters = body.filters.to_filters() if body.filters else None
-    events = pipeline.stream(body.question, top_k=body.top_k, filters=filters)
+    events = _remembered(runtime, conversation, body.question, runtime.pipeline.stream(
+        body.question, top_k=body.top_k, filters=filters, history=history, unit=body.stream_unit))
     first = await anext(events)  # retrieval errors surface here, as a proper status code
     return StreamingResponse(_sse(first, events), media_type="text/event-stream")
+
+
+async def _remembered(runtime: Runtime, conversation: str, question: str,
+                      events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+    """The events, with the conversation id in 'done' and the turn stored once it is done."""
+    try:
+        async for event in events:
+            if event.type == "done":
+                data = event.data
+                await _remember(runtime, conversation, question, data["answer"], data["standalone_question"],
+                                data["decision"])
+                event = StreamEvent("done", {**data, "conversation_id": conversation})
+            yield event
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
+
+
+async def _remember(runtime: Runtime, conversation: str, question: str, answer: str, standalone: str,
+                    decision: str) -> None:
+    turn = Turn(question, answer)
+    await anyio.to_thread.run_sync(lambda: runtime.conversations.append(
+        conversation, turn, standalone=standalone, decision=decision))
 
 
 async def _start(app: FastAPI, runtime_factory: RuntimeFactory) -> None:
@@ -127,13 +162,6 @@ async def _watch(app: FastAPI, runtime_factory: RuntimeFactory, interval_s: floa
             if str(exc) != reported:
                 log.error("keeping index version %s: %s", before, runtime.reload_error)
             reported = str(exc)
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime | None = request.app.state.runtime
-    if runtime is None:
-        raise request.app.state.startup_error or RagError("the service is still starting; retry shortly")
-    return runtime
 
 
 async def _llm_reachable(runtime: Runtime) -> bool:

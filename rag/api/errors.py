@@ -16,15 +16,17 @@ from rag.errors import (
     LLMResponseError,
     LLMTimeoutError,
     LLMUnavailableError,
+    NotReadyError,
     RagError,
 )
 
-__all__ = ["error_response", "install_error_handlers", "status_for"]
+__all__ = ["error_response", "install_error_handlers", "status_for", "validation_message"]
 
 log = logging.getLogger("rag.api")
 
 _STATUS: tuple[tuple[type[RagError], int, str], ...] = (
     (InputError, 422, "invalid_request"),
+    (NotReadyError, 503, "starting"),
     (IndexFolderError, 503, "index_unavailable"),
     (LLMUnavailableError, 503, "llm_unavailable"),
     (LLMTimeoutError, 504, "llm_timeout"),
@@ -45,6 +47,13 @@ def error_response(status: int, kind: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
 
 
+def validation_message(exc: RequestValidationError) -> str:
+    """Every problem of a request body as "field.path: what is wrong", one line."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in error['loc'] if p != 'body') or 'body'}: {error['msg']}" for error in exc.errors()
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RagError)
     async def _rag_error(request: Request, exc: RagError) -> JSONResponse:
@@ -54,11 +63,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc'] if p != 'body') or 'body'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        return error_response(422, "invalid_request", problems)
+        return error_response(422, "invalid_request", validation_message(exc))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -37,7 +37,7 @@ def vllm() -> Iterator[VLLMServer]:
 def api(vllm: VLLMServer, sample_index: tuple[Path, object], minilm: object) -> Iterator[str]:
     settings = Settings(index={"dir": sample_index[0], "gpu": "off"},
                         llm={"base_url": vllm.base_url, "model": vllm.served_model_name, "timeout_s": 120,
-                             "max_tokens": 64})
+                             "max_tokens": 160, "structured_output": "on"})
     with running(create_app(lambda: build_runtime(settings, embedder=minilm))) as url:  # type: ignore[arg-type]
         yield url
 
@@ -69,3 +69,33 @@ def test_stream_through_real_vllm(api: str) -> None:
     done = json.loads(blocks[-1].split("data: ", 1)[1])
     assert done["answer"] and done["timings_ms"]["first_token"] <= done["timings_ms"]["generate"]
     assert done["decision"] in ("answer", "escalate") and done["reason"]
+
+
+def test_a_follow_up_is_rewritten_by_the_real_model_and_answered(api: str) -> None:
+    first = httpx.post(f"{api}/ask", json={"question": "How bright is the Aurora X2 headlamp?"}, timeout=300).json()
+    follow = httpx.post(f"{api}/ask", timeout=300, json={"question": "and how long does it take to charge?",
+                                                          "conversation_id": first["conversation_id"]})
+    assert follow.status_code == 200, follow.text
+    body = follow.json()
+    print("\nstandalone:", body["standalone_question"], "|", body["decision"], body["reason"], body["timings_ms"])
+    assert body["conversation_id"] == first["conversation_id"] and body["timings_ms"]["condense"] > 0
+    # the rewrite (or, when the tiny model answers instead, the fallback) keeps the product in the question
+    assert "aurora" in body["standalone_question"].lower() and "charge" in body["standalone_question"].lower()
+    assert any(c["source"].startswith("docs/aurora-x2") for c in body["citations"])
+
+
+def test_the_openai_sdk_talks_to_the_service_backed_by_real_vllm(api: str) -> None:
+    import openai
+
+    client = openai.OpenAI(base_url=f"{api}/v1", api_key="unused", timeout=300)
+    assert [m.id for m in client.models.list().data] == ["rag"]
+    completion = client.chat.completions.create(
+        model="rag", messages=[{"role": "user", "content": "How many days do I have to return an item?"}])
+    extra = completion.model_extra or {}
+    print("\n/v1 answer:", completion.choices[0].message.content, "|", extra["rag"]["decision"])
+    assert completion.choices[0].message.content and extra["rag"]["decision"] in ("answer", "escalate")
+    assert extra["rag"]["citations"] and extra["rag"]["index_version"]
+    pieces = [c.choices[0].delta.content or "" for c in client.chat.completions.create(
+        model="rag", stream=True, messages=[{"role": "user", "content": "How many days do I have to return an item?"}])
+        if c.choices]
+    assert "".join(pieces).strip()
