@@ -75,15 +75,13 @@ class ConversationStore:
 
     def history(self, conversation_id: str) -> list[Turn]:
         """The turns of a live conversation, oldest first; [] when unknown or expired."""
-        since = self._clock() - self.ttl_s
         with self._lock:
             rows = self._db.execute(
-                "SELECT question, answer FROM turns WHERE conversation = ? ORDER BY at DESC, rowid DESC LIMIT ?",
+                "SELECT question, answer, at FROM turns WHERE conversation = ? ORDER BY at DESC, rowid DESC LIMIT ?",
                 (conversation_id, self.max_turns)).fetchall()
-            last = self._db.execute("SELECT MAX(at) FROM turns WHERE conversation = ?", (conversation_id,)).fetchone()
-        if not rows or last[0] < since:
+        if not rows or rows[0][2] < self._clock() - self.ttl_s:  # rows[0]: the last turn
             return []
-        return [Turn(q, a) for q, a in reversed(rows)]
+        return [Turn(q, a) for q, a, _ in reversed(rows)]
 
     def append(self, conversation_id: str, turn: Turn, *, standalone: str = "", decision: str = "") -> None:
         """Record a turn (and forget expired conversations and turns beyond `max_turns`)."""

@@ -67,8 +67,7 @@ def create_app(runtime_factory: RuntimeFactory, *, reload_interval_s: float = 0.
         if body.stream:
             return await _stream(body, request)
         runtime = current_runtime(request)
-        conversation = body.conversation_id or new_conversation_id()
-        history = await anyio.to_thread.run_sync(runtime.conversations.history, conversation)
+        conversation, history = await _conversation(runtime, body)
         filters = body.filters.to_filters() if body.filters else None
         answer = await runtime.pipeline.ask(body.question, top_k=body.top_k, filters=filters, history=history)
         await _remember(runtime, conversation, body.question, answer.answer, answer.standalone_question,
@@ -103,13 +102,18 @@ def create_app(runtime_factory: RuntimeFactory, *, reload_interval_s: float = 0.
 
 async def _stream(body: AskRequest, request: Request) -> StreamingResponse:
     runtime = current_runtime(request)
-    conversation = body.conversation_id or new_conversation_id()
-    history = await anyio.to_thread.run_sync(runtime.conversations.history, conversation)
+    conversation, history = await _conversation(runtime, body)
     filters = body.filters.to_filters() if body.filters else None
     events = _remembered(runtime, conversation, body.question, runtime.pipeline.stream(
         body.question, top_k=body.top_k, filters=filters, history=history, unit=body.stream_unit))
     first = await anext(events)  # retrieval errors surface here, as a proper status code
     return StreamingResponse(_sse(first, events), media_type="text/event-stream")
+
+
+async def _conversation(runtime: Runtime, body: AskRequest) -> tuple[str, list[Turn]]:
+    """The request's conversation id (a new one when it has none) and the history stored under it."""
+    conversation = body.conversation_id or new_conversation_id()
+    return conversation, await anyio.to_thread.run_sync(runtime.conversations.history, conversation)
 
 
 async def _remembered(runtime: Runtime, conversation: str, question: str,

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from rag.conversations import ID_PATTERN
+from rag.pipeline import StreamUnit
 from rag.types import Filters
 
 __all__ = ["AskRequest", "AskResponse", "CitationOut", "ErrorBody", "ErrorOut", "FiltersIn", "HealthOut"]
@@ -48,7 +49,7 @@ class AskRequest(BaseModel):
                     "rewritten to stand alone. Your own chat id works; leave it out to start a new conversation "
                     "(the response gives its id). Forgotten an hour (RAG_CONVERSATIONS__TTL_S) after its last turn.")
     stream: bool = Field(False, description="Answer as server-sent events: citations, deltas, done.")
-    stream_unit: Literal["token", "sentence"] = Field(
+    stream_unit: StreamUnit = Field(
         "token", description="Streaming only. token: the model's text as it comes (`done` may remove sentences); "
                              "sentence: each sentence once it is complete and verified, for clients that cannot "
                              "take text back.")
