@@ -11,10 +11,11 @@ from eval.retrieval import (
     headline_ndcg,
     source_matches,
 )
-from eval.suite import SuiteCase, load_suite
+from eval.suite import Decision, SuiteCase, load_suite, read_jsonl
 
 __all__ = [
     "CaseResult",
+    "Decision",
     "ModeResults",
     "RetrievalResults",
     "RetrievedDocument",
@@ -26,6 +27,7 @@ __all__ = [
     "load_suite",
     "ndcg_at",
     "percentile",
+    "read_jsonl",
     "recall_at",
     "reciprocal_rank",
     "source_matches",

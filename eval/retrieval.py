@@ -95,7 +95,7 @@ class CaseResult:
         ndcg = {name: _round(self.scores.get(name)) for name in _ranking_metrics(k) if name.startswith("ndcg@")}
         return {
             "id": self.case.id, "question": self.case.question, "tags": list(self.case.tags),
-            "relevant": list(self.case.relevant_sources),
+            "relevant": list(self.case.relevant_sources or ()),
             "retrieved": [{"source": d.source, "score": _round(d.score), "relevant": d.relevant} for d in self.retrieved],
             "first_relevant_rank": self.first_relevant_rank, f"recall@{k}": _round(self.scores.get(f"recall@{k}")),
             **ndcg, "latency_ms": _round(self.latency_ms), "top_score": _round(self.top_score),
@@ -158,11 +158,15 @@ def evaluate(
     aliases: Mapping[str, str] | None = None,
     progress: Progress | None = None,
 ) -> RetrievalResults:
-    """Run every case through every retriever, one mode after the other so latencies do not mix."""
+    """Run every case through every retriever, one mode after the other so latencies do not mix.
+
+    Cases without `relevant_sources` (unknown, not empty) are not scored: there is nothing to rank against."""
     if k < 1:
         raise InputError(f"k must be at least 1, got {k}: pass e.g. --k 10")
+    cases = [case for case in cases if case.relevant_sources is not None]
     if not retrievers or not cases:
-        raise InputError("nothing to evaluate: give at least one retriever (mode) and one suite case")
+        raise InputError("nothing to evaluate: give at least one retriever (mode) and one suite case "
+                         "with relevant_sources")
     matcher = SourceMatcher(aliases)
     modes = {}
     for name, retriever in retrievers.items():
@@ -185,7 +189,7 @@ def _run_case(retriever: Retriever, case: SuiteCase, k: int, matcher: SourceMatc
     start = perf_counter()
     hits = retriever.retrieve(case.question, top_k=OVERFETCH * k, filters=case.filters)
     latency_ms = (perf_counter() - start) * 1000
-    relevant = matcher.relevant(case.relevant_sources)
+    relevant = matcher.relevant(case.relevant_sources or ())
     documents = _documents(hits, matcher)[:k]
     labels = [matcher.label(key, relevant) for key, _ in documents]
     retrieved = tuple(RetrievedDocument(hit.chunk.source, hit.score, label in relevant)

@@ -15,7 +15,7 @@ import json
 import re
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -172,13 +172,16 @@ class ScriptedOpenAIServer:
     - `fault` (kept for older tests), applied to every chat request while set:
       None | "error" (HTTP 500) | "slow" (sleeps `delay_s` first) | "drop" (closes the socket).
     `requests` holds the chat request bodies; `calls` holds every request as "METHOD /path".
+    A `responder` (request body -> reply text) replaces the extractive answers, for other roles.
     A `response_format` of type `json_schema` gets `structured_answer`'s JSON, as from vLLM's guided
     decoding; with `structured=False` the server is one without structured output, answering 400 to it.
     """
 
-    def __init__(self, *, model: str = "scripted", delay_s: float = 0.0, structured: bool = True) -> None:
+    def __init__(self, *, model: str = "scripted", delay_s: float = 0.0, structured: bool = True,
+                 responder: Responder | None = None) -> None:
         self.model = model
         self.structured = structured
+        self.responder = responder  # when set, writes every chat reply (another role than answering: a judge)
         self.fault: str | None = None
         self.delay_s = delay_s
         self.requests: list[dict[str, Any]] = []
@@ -267,7 +270,7 @@ def _handler(server: ScriptedOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 self._json(400, {"error": {"message": "response_format is not supported by this server",
                                            "type": "BadRequestError", "code": 400}})
                 return
-            text, exact = _reply(body, fault)
+            text, exact = (server.responder(body), True) if server.responder and not fault else _reply(body, fault)
             kind = fault.kind if fault else ""
             if kind == "drop_stream":
                 self._cut_short(_pieces(text, exact=exact), fault.tokens if fault else 0, stream=stream)
@@ -362,6 +365,9 @@ def _handler(server: ScriptedOpenAIServer) -> type[BaseHTTPRequestHandler]:
             self._hang_up()
 
     return Handler
+
+
+Responder = Callable[[dict[str, Any]], str]
 
 
 def _reply(body: dict[str, Any], fault: Fault | None) -> tuple[str, bool]:

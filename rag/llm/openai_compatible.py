@@ -86,6 +86,7 @@ class OpenAICompatibleLLM:
         temperature: float = 0.0,
         stop: Sequence[str] = (),
         structured_output: StructuredOutput = "auto",
+        seed: int | None = None,
     ) -> None:
         if structured_output not in get_args(StructuredOutput):
             raise ConfigError(f"structured_output {structured_output!r} is not one of auto, on, off: "
@@ -100,6 +101,8 @@ class OpenAICompatibleLLM:
         self._backoff_s, self._retry_after_cap_s = retry_backoff_s, retry_after_cap_s
         self.retries = 0  # requests sent a second time by this client (the openai client's own are not counted)
         self._params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+        if seed is not None:
+            self._params["seed"] = seed  # with temperature 0, what makes vLLM's replies repeatable
         self._stop = list(stop)
         self._structured_mode: StructuredOutput = structured_output
         self._schemas_refused = False  # "auto" found that this server lacks structured output

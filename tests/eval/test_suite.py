@@ -10,7 +10,7 @@ import pytest
 
 from eval.suite import SuiteCase, load_suite
 from rag.errors import InputError
-from rag.types import Filters
+from rag.types import Filters, Turn
 
 GOOD = {"id": "q1", "question": "How long is the return window?", "relevant_sources": ["policies/returns.md"]}
 
@@ -44,7 +44,11 @@ def test_str_path_and_null_filters(tmp_path: Path) -> None:
     ("{not json", r"suite\.jsonl:2: not valid JSON .*one JSON object per line"),
     ('["q1"]', r"suite\.jsonl:2: expected a JSON object, got list"),
     ({**GOOD, "expected_sources": []}, r"suite\.jsonl:2: unknown key 'expected_sources': use only id, question"),
-    ({"id": "q9", "question": "?"}, r"suite\.jsonl:2: missing key 'relevant_sources': every case needs"),
+    ({"id": "q9"}, r"suite\.jsonl:2: missing key 'question': every case needs id, question"),
+    ({**GOOD, "expected_decision": "refuse"}, r"suite\.jsonl:2: 'expected_decision' must be one of answer, clarify"),
+    ({**GOOD, "conversation": ["hi"]}, r"suite\.jsonl:2: 'conversation' must be a list of earlier turns"),
+    ({**GOOD, "conversation": [{"question": "a"}]}, r"suite\.jsonl:2: 'conversation' must be a list of earlier"),
+    ({**GOOD, "reference_answer": ""}, r"suite\.jsonl:2: 'reference_answer' must be a non-empty string"),
     ({**GOOD, "id": 7}, r"suite\.jsonl:2: 'id' must be a non-empty string, got 7"),
     ({**GOOD, "question": "  "}, r"suite\.jsonl:2: 'question' must be a non-empty string"),
     ({**GOOD, "relevant_sources": "policies/returns.md"}, r"suite\.jsonl:2: 'relevant_sources' must be a list of"),
@@ -66,13 +70,24 @@ def test_blank_lines_count_in_line_numbers(tmp_path: Path) -> None:
         load_suite(write(tmp_path, GOOD, "", {"id": "q2"}))
 
 
+def test_the_answer_keys_load_and_sources_may_be_unknown(tmp_path: Path) -> None:
+    follow_up = {"id": "f1", "question": "And for the kettle?", "reference_answer": "30 days [1].",
+                 "expected_decision": "answer", "must_not_contain": ["approved"], "notes": "from feedback 3",
+                 "conversation": [{"question": "Return window for the tent?", "answer": "45 days."}]}
+    case = load_suite(write(tmp_path, follow_up))[0]
+    assert case.relevant_sources is None and not case.answerable
+    assert case.conversation == (Turn("Return window for the tent?", "45 days."),)
+    assert (case.reference_answer, case.expected_decision, case.must_not_contain, case.notes) == (
+        "30 days [1].", "answer", ("approved",), "from feedback 3")
+
+
 def test_an_empty_suite_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="no cases: add one JSON object per line"):
+    with pytest.raises(InputError, match="the file has no lines: add one JSON object per line"):
         load_suite(write(tmp_path, "", "  "))
 
 
 def test_a_missing_file_says_so(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=r"suite not found at .*nope\.jsonl"):
+    with pytest.raises(InputError, match=r"nope\.jsonl not found: pass the path of a JSONL file"):
         load_suite(tmp_path / "nope.jsonl")
 
 
