@@ -180,7 +180,7 @@ def grouped_bars_svg(groups: Mapping[str, Mapping[str, float | None]], series: S
     bar_w, gap = 14, 18
     group_w = bar_w * len(series) + gap
     left, top, height = 45, 54, 170
-    width = max(len(groups) * group_w, 320)
+    width = max(len(groups) * group_w, sum(24 + 7 * len(m) for m in series), 320)  # the legend fits too
     parts = _svg_open(left + width + 20, top + height + 62, title)
     parts += _legend(series, left, 36)
     parts += _y_ticks([0, 0.25, 0.5, 0.75, 1.0], height, left, top + height, ".2f")
