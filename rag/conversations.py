@@ -5,16 +5,22 @@ stands alone ("How long does the Aurora X2 headlamp take to charge?") before ret
 A conversation is forgotten `ttl_s` after its last turn; only its last `max_turns` turns are
 kept. Ids are chosen by the client (its own chat session id) or by the service (a random one,
 returned with the first answer); an unknown or expired id starts a new conversation.
+
+Each turn also keeps its number in the conversation (1, 2, ...), the sources its answer cited and
+the index version that answered, so feedback on it (`rag.feedback`) can say what was answered.
+A file written before those columns existed is upgraded in place when it is opened.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from prompts import PromptTemplate
@@ -26,6 +32,7 @@ from rag.types import Message, Turn
 __all__ = [
     "ID_PATTERN",
     "ConversationStore",
+    "RecordedTurn",
     "check_conversation_id",
     "condense_messages",
     "new_conversation_id",
@@ -41,6 +48,27 @@ CREATE TABLE IF NOT EXISTS turns (
 );
 CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns (conversation, at);
 """
+# Columns added after the first release; `_upgrade` adds them to every file (old or new: one path, always run).
+# n: the turn's number in its conversation; sources: the cited document ids, as a JSON list.
+_ADDED_COLUMNS = {"n": "INTEGER", "sources": "TEXT NOT NULL DEFAULT '[]'", "index_version": "TEXT NOT NULL DEFAULT ''"}
+_NUMBER_OLD_TURNS = """
+UPDATE turns SET n = (SELECT COUNT(*) FROM turns AS earlier WHERE earlier.conversation = turns.conversation
+                      AND (earlier.at < turns.at OR (earlier.at = turns.at AND earlier.rowid <= turns.rowid)))
+WHERE n IS NULL
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedTurn:
+    """A turn as stored, with what feedback on it needs to stand on its own later."""
+
+    n: int  # 1 for the conversation's first answer
+    question: str
+    answer: str
+    standalone: str
+    decision: str
+    sources: tuple[str, ...]  # the documents the answer cited
+    index_version: str
 
 
 def new_conversation_id() -> str:
@@ -69,6 +97,7 @@ class ConversationStore:
         try:
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
             self._db.executescript(_SCHEMA)
+            self._upgrade()
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open the conversation store at {path} ({exc}): "
                               "set RAG_CONVERSATIONS__PATH to a writable file") from exc
@@ -83,24 +112,61 @@ class ConversationStore:
             return []
         return [Turn(q, a) for q, a, _ in reversed(rows)]
 
-    def append(self, conversation_id: str, turn: Turn, *, standalone: str = "", decision: str = "") -> None:
-        """Record a turn (and forget expired conversations and turns beyond `max_turns`)."""
+    def recorded(self, conversation_id: str) -> list[RecordedTurn]:
+        """The kept turns of a live conversation with their numbers and sources, oldest first; [] when unknown
+        or expired."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT n, question, answer, standalone, decision, sources, index_version, at FROM turns "
+                "WHERE conversation = ? ORDER BY at, rowid", (conversation_id,)).fetchall()
+        if not rows or rows[-1][-1] < self._clock() - self.ttl_s:
+            return []
+        return [RecordedTurn(n, q, a, s, d, tuple(json.loads(cited)), v) for n, q, a, s, d, cited, v, _ in rows]
+
+    def append(self, conversation_id: str, turn: Turn, *, standalone: str = "", decision: str = "",
+               sources: Sequence[str] = (), index_version: str = "") -> int:
+        """Record a turn and return its number (and forget expired conversations and turns beyond `max_turns`)."""
         now = self._clock()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?)",
-                                 (conversation_id, now, turn.question, turn.answer, standalone, decision))
-                self._forget(conversation_id, now)
+                self._forget_expired(now)  # first: an expired conversation's id starts again at turn 1
+                number = self._db.execute("SELECT COALESCE(MAX(n), 0) + 1 FROM turns WHERE conversation = ?",
+                                          (conversation_id,)).fetchone()[0]
+                self._db.execute(
+                    "INSERT INTO turns (conversation, at, question, answer, standalone, decision, n, sources, "
+                    "index_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (conversation_id, now, turn.question, turn.answer, standalone, decision, number,
+                     json.dumps(list(sources), ensure_ascii=False), index_version))
+                self._forget_old_turns(conversation_id)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        return int(number)
 
-    def _forget(self, conversation_id: str, now: float) -> None:
-        """Drop conversations idle for longer than the TTL, and this one's turns beyond `max_turns`."""
+    def _upgrade(self) -> None:
+        """Add the columns a file from an earlier release lacks, numbering its turns; one writer at a time."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(turns)")}
+            for name, kind in _ADDED_COLUMNS.items():
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE turns ADD COLUMN {name} {kind}")
+            if "n" not in have:
+                self._db.execute(_NUMBER_OLD_TURNS)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _forget_expired(self, now: float) -> None:
+        """Drop conversations idle for longer than the TTL."""
         self._db.execute("DELETE FROM turns WHERE conversation IN (SELECT conversation FROM turns "
                          "GROUP BY conversation HAVING MAX(at) < ?)", (now - self.ttl_s,))
+
+    def _forget_old_turns(self, conversation_id: str) -> None:
+        """Drop this conversation's turns beyond `max_turns`."""
         self._db.execute("DELETE FROM turns WHERE conversation = ? AND rowid NOT IN (SELECT rowid FROM turns "
                          "WHERE conversation = ? ORDER BY at DESC, rowid DESC LIMIT ?)",
                          (conversation_id, conversation_id, self.max_turns))

@@ -6,6 +6,7 @@ Every message names the cause and the fix. The tree::
     ├── ConfigError              bad settings or arguments
     ├── NotReadyError            the service is still starting (loading its index and models)
     ├── InputError               a request the service cannot take (empty question, bad filter)
+    │   └── NotFoundError        what the request refers to is not there (an expired conversation, a turn)
     ├── IndexFolderError         the index folder
     │   ├── IndexNotFoundError   no index where one was expected
     │   ├── IndexCorruptError    an index that cannot be read or does not match its manifest
@@ -42,6 +43,7 @@ __all__ = [
     "LLMServerError",
     "LLMTimeoutError",
     "LLMUnavailableError",
+    "NotFoundError",
     "NotReadyError",
     "RagError",
     "RerankerError",
@@ -62,6 +64,10 @@ class NotReadyError(RagError):
 
 class InputError(RagError):
     """A request the service cannot take as given."""
+
+
+class NotFoundError(InputError):
+    """The request names something the service does not have (any more): a conversation, a turn of it."""
 
 
 class IndexFolderError(RagError):

@@ -9,6 +9,7 @@ from prompts import PromptTemplate
 from rag.conversations import ConversationStore
 from rag.decisions import AnswerPolicy
 from rag.errors import ConfigError, RagError, RerankerError
+from rag.feedback import FeedbackStore
 from rag.index import IndexFolder, LoadedIndex, open_index
 from rag.llm import OpenAICompatibleLLM
 from rag.llm.server import VLLMServer
@@ -47,6 +48,7 @@ class Runtime:
         talk = settings.conversations
         self.conversations = ConversationStore(talk.resolved_path(settings.index.dir), ttl_s=talk.ttl_s,
                                                max_turns=talk.max_turns)
+        self.feedback = FeedbackStore(settings.feedback.resolved_path(settings.index.dir))
 
     @property
     def pipeline(self) -> RagPipeline:
@@ -93,6 +95,7 @@ class Runtime:
         await self.llm.aclose()
         self.index.close()
         self.conversations.close()
+        self.feedback.close()
 
 
 def build_embedder(settings: Settings) -> Embedder:

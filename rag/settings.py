@@ -19,6 +19,7 @@ __all__ = [
     "ChunkingSettings",
     "ConversationSettings",
     "EmbeddingSettings",
+    "FeedbackSettings",
     "IndexSettings",
     "IngestSettings",
     "LLMServerSettings",
@@ -120,6 +121,16 @@ class ConversationSettings(BaseModel):
         return self.path or index_dir.parent / "conversations.sqlite3"
 
 
+class FeedbackSettings(BaseModel):
+    """Ratings of answers (POST /feedback), kept until exported with `rag eval from-feedback`."""
+
+    path: Path | None = Field(None, description="SQLite file of feedback records (never purged by the conversation "
+                              "TTL); unset: feedback.sqlite3 beside the index folder")
+
+    def resolved_path(self, index_dir: Path) -> Path:
+        return self.path or index_dir.parent / "feedback.sqlite3"
+
+
 class LLMSettings(BaseModel):
     base_url: str = "http://127.0.0.1:8000/v1"
     model: str = "gemma-3-270m"
@@ -180,6 +191,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     answer: AnswerSettings = AnswerSettings()
     conversations: ConversationSettings = ConversationSettings()
+    feedback: FeedbackSettings = FeedbackSettings()
     llm: LLMSettings = LLMSettings()
     llm_server: LLMServerSettings = LLMServerSettings()
     api: ApiSettings = ApiSettings()

@@ -1,11 +1,11 @@
-"""The FastAPI app factory: POST /ask, GET /health, OpenAPI docs at /docs."""
+"""The FastAPI app factory: POST /ask, POST /feedback, GET /health, OpenAPI docs at /docs."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Any
@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from rag.api.errors import install_error_handlers, status_for
+from rag.api.feedback_routes import install_feedback_routes
 from rag.api.openai_routes import install_openai_routes
 from rag.api.schemas import AskRequest, AskResponse, ErrorOut, HealthOut
 from rag.api.state import current_runtime
@@ -60,6 +61,7 @@ def create_app(runtime_factory: RuntimeFactory, *, reload_interval_s: float = 0.
                   description="Grounded, cited answers from the company's own knowledge.")
     install_error_handlers(app)
     install_openai_routes(app, served_model_name=served_model_name)  # /v1: the service as an OpenAI model
+    install_feedback_routes(app)  # /feedback: thumbs up/down on an answer of a conversation
 
     @app.post("/ask", response_model=AskResponse, responses=_ERRORS)
     async def ask(body: AskRequest, request: Request) -> Any:
@@ -69,10 +71,9 @@ def create_app(runtime_factory: RuntimeFactory, *, reload_interval_s: float = 0.
         runtime = current_runtime(request)
         conversation, history = await _conversation(runtime, body)
         filters = body.filters.to_filters() if body.filters else None
-        answer = await runtime.pipeline.ask(body.question, top_k=body.top_k, filters=filters, history=history)
-        await _remember(runtime, conversation, body.question, answer.answer, answer.standalone_question,
-                        answer.decision)
-        return AskResponse.model_validate({**asdict(answer), "conversation_id": conversation})
+        answer = asdict(await runtime.pipeline.ask(body.question, top_k=body.top_k, filters=filters, history=history))
+        await _remember(runtime, conversation, body.question, answer)
+        return AskResponse.model_validate({**answer, "conversation_id": conversation})
 
     @app.post("/ask/stream", responses={**_ERRORS, 200: {"content": {"text/event-stream": {}}, "description": (
         "Server-sent events: `citations`, then `delta` (text as the model writes it), then `done` (the verified "
@@ -122,20 +123,21 @@ async def _remembered(runtime: Runtime, conversation: str, question: str,
     try:
         async for event in events:
             if event.type == "done":
-                data = event.data
-                await _remember(runtime, conversation, question, data["answer"], data["standalone_question"],
-                                data["decision"])
-                event = StreamEvent("done", {**data, "conversation_id": conversation})
+                await _remember(runtime, conversation, question, event.data)
+                event = StreamEvent("done", {**event.data, "conversation_id": conversation})
             yield event
     finally:
         await events.aclose()  # type: ignore[attr-defined]
 
 
-async def _remember(runtime: Runtime, conversation: str, question: str, answer: str, standalone: str,
-                    decision: str) -> None:
-    turn = Turn(question, answer)
+async def _remember(runtime: Runtime, conversation: str, question: str, answer: Mapping[str, Any]) -> None:
+    """Store the turn (an answer as /ask gives it, or a stream's 'done' data) with what feedback on it will
+    need later: the rewrite, the decision, the sources it cited and the index version."""
+    turn = Turn(question, answer["answer"])
+    sources = list(dict.fromkeys(c["source"] for c in answer["citations"] if c["cited"]))
     await anyio.to_thread.run_sync(lambda: runtime.conversations.append(
-        conversation, turn, standalone=standalone, decision=decision))
+        conversation, turn, standalone=answer["standalone_question"], decision=answer["decision"], sources=sources,
+        index_version=answer["index_version"]))
 
 
 async def _start(app: FastAPI, runtime_factory: RuntimeFactory) -> None:

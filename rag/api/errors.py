@@ -16,6 +16,7 @@ from rag.errors import (
     LLMResponseError,
     LLMTimeoutError,
     LLMUnavailableError,
+    NotFoundError,
     NotReadyError,
     RagError,
 )
@@ -25,6 +26,7 @@ __all__ = ["error_response", "install_error_handlers", "status_for", "validation
 log = logging.getLogger("rag.api")
 
 _STATUS: tuple[tuple[type[RagError], int, str], ...] = (
+    (NotFoundError, 404, "not_found"),  # before InputError, its parent
     (InputError, 422, "invalid_request"),
     (NotReadyError, 503, "starting"),
     (IndexFolderError, 503, "index_unavailable"),

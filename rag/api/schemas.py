@@ -8,10 +8,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from rag.conversations import ID_PATTERN
+from rag.feedback import MAX_COMMENT_CHARS, MAX_CORRECTION_CHARS, Rating
 from rag.pipeline import StreamUnit
 from rag.types import Filters
 
-__all__ = ["AskRequest", "AskResponse", "CitationOut", "ErrorBody", "ErrorOut", "FiltersIn", "HealthOut"]
+__all__ = ["AskRequest", "AskResponse", "CitationOut", "ErrorBody", "ErrorOut", "FeedbackRequest", "FeedbackResponse",
+           "FiltersIn", "HealthOut"]
 
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -89,6 +91,33 @@ class AskResponse(BaseModel):
     conversation_id: str = Field(description="Send it with the next question to ask a follow-up.")
     standalone_question: str = Field("", description="The follow-up rewritten to stand alone, as retrieval saw "
                                                      "it; empty for the first question of a conversation.")
+
+
+class FeedbackRequest(BaseModel):
+    """A thumbs up or down on one answer of a conversation, with what was wrong and, best, the right answer."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"conversation_id": "chat-7f3a", "rating": "down", "comment": "Opened electronics carry a 15% fee, not 10%.",
+         "correction": "You can return it within 45 days; opened electronics carry a 15% restocking fee."},
+        {"conversation_id": "chat-7f3a", "turn": 1, "rating": "up"}]})
+
+    conversation_id: str = Field(pattern=f"^{ID_PATTERN}$", examples=["chat-7f3a"],
+                                 description="The conversation_id /ask returned with the answer.")
+    turn: int | None = Field(None, ge=1, description="Which answer of the conversation: 1 for its first; leave it out "
+                                                     "for the last one.")
+    rating: Rating = Field(description="up: a good answer; down: a bad one (exported as a regression case).")
+    comment: str = Field("", max_length=MAX_COMMENT_CHARS, description="What was wrong, in the agent's words.")
+    correction: str | None = Field(None, max_length=MAX_CORRECTION_CHARS,
+                                   description="The right answer, as the agent would write it: the exported case's "
+                                               "reference answer.")
+
+
+class FeedbackResponse(BaseModel):
+    id: int = Field(description="The feedback record's id; `rag eval from-feedback` exports it as case feedback-<id>.")
+    conversation_id: str
+    turn: int = Field(description="The answer rated: 1 for the conversation's first.")
+    rating: Rating
+    question: str = Field(description="The question of the answer rated, to check it is the one meant.")
 
 
 class ErrorBody(BaseModel):

@@ -169,3 +169,13 @@ def test_a_streamed_follow_up_is_rewritten_too() -> None:
 
     done = asyncio.run(events())[-1]
     assert done.data["standalone_question"] == retriever.asked[0] == "How long does the Aurora X2 headlamp take to charge?"
+
+
+def test_an_expired_id_used_again_starts_a_new_conversation_at_turn_one() -> None:
+    clock = Clock()
+    store = ConversationStore(ttl_s=60, clock=clock)
+    store.append("c1", Turn("old question", "old answer"))
+    clock.now += 61
+    assert store.append("c1", Turn("new question", "new answer"), sources=["docs/a.md"], index_version="v2") == 1
+    assert store.history("c1") == [Turn("new question", "new answer")]  # the expired turn does not come back
+    assert [(t.n, t.sources, t.index_version) for t in store.recorded("c1")] == [(1, ("docs/a.md",), "v2")]
