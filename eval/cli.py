@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from eval import answers_cli, feedback_cli
 from eval.retrieval import RetrievalResults, evaluate, headline_ndcg
 from eval.suite import SuiteCase, load_suite
 from rag.cli import exit_with, settings_with
@@ -165,4 +166,6 @@ def _text(name: str, value: Any) -> str:
 
 
 def register(app: typer.Typer) -> None:
+    answers_cli.register(eval_app)
+    feedback_cli.register(eval_app)
     app.add_typer(eval_app, name="eval")

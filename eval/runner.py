@@ -20,7 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from eval.judges.base import Judge, JudgeInput, Progress
+from eval.judges.base import Judge, JudgeInput, Judgement, Progress
 from eval.retrieval import SourceMatcher, evaluate
 from eval.scoring import answer_scores, judge_scores, summarize
 from eval.suite import SuiteCase
@@ -150,6 +150,8 @@ def finish_run(header: Mapping[str, Any], cases: Sequence[SuiteCase], items: Map
     """The run document: every item scored by the suite, the judge and retrieval, then the summary."""
     ordered = [dict(items[case.id]) for case in cases]
     judged = [item for item in ordered if item.get("error") is None and item.get("decision") == "answer"]
+    for item in ordered:
+        item.update(judge_scores(Judgement(())))  # not judged (escalated, clarified, failed): every field None
     inputs = [JudgeInput(i["id"], i.get("standalone_question") or i["question"],
                          tuple(c["text"] for c in i["citations"]), i["answer"]) for i in judged]
     for item, judgement in zip(judged, judge.judge(inputs, progress), strict=True):
