@@ -27,7 +27,7 @@ from rag.settings import Settings
 
 __all__ = ["register"]
 
-console = Console()
+console = Console(width=max(Console().width, 120))  # tables stay readable in CI logs (80 columns otherwise)
 err = Console(stderr=True)
 _CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "rag" / "judge-verdicts.sqlite3"
 
@@ -269,12 +269,12 @@ def _print_summary(document: dict[str, Any]) -> None:
 def _print_comparison(result: Comparison, baseline: Path, current: Path, limit: int) -> None:
     table = Table(title=f"{current} against {baseline}")
     for column in ("metric", "cases", "baseline", "current", "delta", "95% CI", "allowed", ""):
-        table.add_column(column, justify="left" if column in ("metric", "") else "right")
+        table.add_column(column, justify="left" if column in ("metric", "") else "right", no_wrap=column == "metric")
     for m in result.metrics:
         digits = 0 if m.name.endswith("_ms") else 3
         status = "[bold red]REGRESSION[/]" if m.regressed else ("ok" if m.tolerance is not None else "")
         table.add_row(m.name, str(m.cases), f"{m.baseline:.{digits}f}", f"{m.current:.{digits}f}",
-                      f"{m.delta:+.{digits}f}", f"[{m.low:+.{digits}f}, {m.high:+.{digits}f}]", _allowed(m), status)
+                      f"{m.delta:+.{digits}f}", f"{m.low:+.{digits}f}..{m.high:+.{digits}f}", _allowed(m), status)
     console.print(table)
     for note in result.notes:
         err.print(f"[yellow]note[/]: {note}", highlight=False)

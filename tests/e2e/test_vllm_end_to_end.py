@@ -7,7 +7,6 @@ Starts the vLLM server exactly as `rag llm serve` does (its own venv under RAG_T
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,18 +18,9 @@ from rag.api import create_app
 from rag.factory import build_runtime
 from rag.llm.server import VLLMServer
 from rag.settings import Settings
-from tests.conftest import free_port, running
+from tests.conftest import running
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
-
-
-@pytest.fixture(scope="module")
-def vllm() -> Iterator[VLLMServer]:
-    home = Path(os.environ.get("RAG_TEST_VLLM_HOME", "~/.cache/rag/vllm")).expanduser()
-    server = VLLMServer(home=home, port=free_port(), startup_timeout_s=1500, echo=print)
-    with server:
-        yield server
-    assert not server.running
 
 
 @pytest.fixture(scope="module")

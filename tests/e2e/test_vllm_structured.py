@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +16,6 @@ from rag.answer_format import StructuredStream, answer_schema, parse_answer
 from rag.llm import OpenAICompatibleLLM
 from rag.llm.server import VLLMServer
 from rag.types import Message
-from tests.conftest import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
@@ -36,16 +32,6 @@ MESSAGES = [
             '"citations": [2]}]}'),
     Message("user", "How many days do I have to return an item?"),
 ]
-
-
-@pytest.fixture(scope="module")
-def vllm() -> Iterator[VLLMServer]:
-    home = Path(os.environ.get("RAG_TEST_VLLM_HOME", "~/.cache/rag/vllm")).expanduser()
-    server = VLLMServer(home=home, port=free_port(), startup_timeout_s=1500, echo=print)
-    tick = time.perf_counter()
-    with server:
-        print(f"\nvLLM ready in {time.perf_counter() - tick:.1f} s")
-        yield server
 
 
 def _client(vllm: VLLMServer) -> OpenAICompatibleLLM:
