@@ -68,11 +68,12 @@ def run(
     """
     settings = settings_with(index__dir=index, llm__base_url=llm_url, llm__model=model)
     try:
-        cases = _select(load_suite(suite), tag or [], limit)
-        runtime_embedder = build_embedder(settings)
-        checkpoint, document = _run(suite, cases, out, settings, runtime_embedder, concurrency=concurrency,
+        suite_cases = load_suite(suite)
+        cases = _select(suite_cases, tag or [], limit)
+        embedder = build_embedder(settings)
+        chosen = _build_judge(judge, settings, judge_url, judge_model, judge_cache, embedder=embedder)  # fail fast
+        checkpoint, document = _run(suite, suite_cases, cases, out, settings, embedder, concurrency=concurrency,
                                     restart=restart, k=k)
-        chosen = _build_judge(judge, settings, judge_url, judge_model, judge_cache, embedder=runtime_embedder)
         with _progress() as bar:
             task = bar.add_task("judging", total=None)
             run_document = finish_run(document["header"], cases, document["items"], document["retrieval"], chosen,
@@ -95,12 +96,12 @@ def _select(cases: list[SuiteCase], tags: Sequence[str], limit: int | None) -> l
     return chosen[:limit]
 
 
-def _run(suite: Path, cases: list[SuiteCase], out: Path, settings: Settings, embedder: Embedder, *,
-         concurrency: int, restart: bool, k: int) -> tuple[Checkpoint, dict[str, Any]]:
+def _run(suite: Path, suite_cases: list[SuiteCase], cases: list[SuiteCase], out: Path, settings: Settings,
+         embedder: Embedder, *, concurrency: int, restart: bool, k: int) -> tuple[Checkpoint, dict[str, Any]]:
     """Answer the cases not in the checkpoint yet; the items, retrieval scores and header for scoring."""
     runtime = build_runtime(settings, embedder=embedder)
     versions = runtime_versions(runtime, settings)
-    info = suite_info(suite, load_suite(suite), len(cases))
+    info = suite_info(suite, suite_cases, len(cases))
     checkpoint = Checkpoint(out, info["sha256"], versions, restart=restart)
     items = {case_id: item for case_id, item in checkpoint.done.items() if item.get("error") is None}
     todo = [case for case in cases if case.id not in items]
