@@ -33,7 +33,7 @@ def split_claims(answer: str) -> list[str]:
     for sentence in split_sentences(answer):
         pieces: list[str] = []
         for piece in _JOINTS.split(MARKER.sub("", sentence)):
-            piece = _LEADING.sub("", re.sub(r"\s+([.,!?;:])", r"\1", piece).strip(" ,;；，"))
+            piece = _LEADING.sub("", re.sub(r"\s+([.,!?;:。，！？；：])", r"\1", piece).strip(" ,;；，"))
             if not piece:
                 continue
             if pieces and not _says_enough(piece):

@@ -21,7 +21,9 @@ from rag.tokenizer import TextTokenizer
 __all__ = ["MARKER", "SentenceCheck", "Verification", "best_span", "split_sentences", "verify"]
 
 MARKER = re.compile(r"\[(\d+)\]")  # a citation marker [n] in an answer
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])(?:\s*(?:\[\d+\])+)?(?:\s+|$)|(?<=[。！？])(?:\s*(?:\[\d+\])+)?")
+# a full stop ends a sentence, except in "a.m.", "p.m.", "e.g." and "i.e." ("open 7 a.m. to 6 p.m. daily")
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])(?<!\ba\.m\.)(?<!\bp\.m\.)(?<!\be\.g\.)(?<!\bi\.e\.)"
+                           r"(?:\s*(?:\[\d+\])+)?(?:\s+|$)|(?<=[。！？])(?:\s*(?:\[\d+\])+)?")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
 
