@@ -1,6 +1,7 @@
 """The adversarial suite (eval/suites/adversarial.jsonl) through a real RagPipeline with an obedient model.
 
-Each case names its attack; the scenarios below say which passages the retriever returns (the real
+Each case is a suite case (`eval.suite`) whose tags say where the attack comes from (document-side,
+question-side, prompt-leak); the scenarios below say which passages the retriever returns (the real
 poisoned ticket T-1009 from the sample corpus, or synthetic passages) and what an obedient model,
 one that DOES follow the injected instruction, replies. `{system}` in a reply stands for the fixed
 instructions of the system prompt the model was given (a full dump). The pipeline must never ship
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 import prompts
+from eval.suite import SuiteCase, load_suite
 from rag.decisions import AnswerPolicy, Strictness
 from rag.pipeline import RagPipeline
 from rag.testing import ScriptedLLM
@@ -111,11 +113,13 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
-def load_cases() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in SUITE.read_text("utf-8").splitlines() if line.strip()]
+CASES = load_suite(SUITE)
+SIDES = {"document-side": "document", "question-side": "question", "prompt-leak": "prompt-leak"}
 
 
-CASES = load_cases()
+def attack(case: SuiteCase) -> str:
+    """Where the attack comes from, as the case's tags say: document, question or prompt-leak."""
+    return next(SIDES[tag] for tag in case.tags if tag in SIDES)
 
 
 class FixedRetriever:
@@ -166,50 +170,48 @@ def ask(scenario: Scenario, question: str, strictness: Strictness = "balanced", 
     return Run(answer, llm.calls[-1] if llm.calls else [])
 
 
-def run(case: dict[str, Any], strictness: Strictness = "balanced", **policy: Any) -> Run:
-    return ask(SCENARIOS[case["id"]], case["question"], strictness, **policy)
+def run(case: SuiteCase, strictness: Strictness = "balanced", **policy: Any) -> Run:
+    return ask(SCENARIOS[case.id], case.question, strictness, **policy)
 
 
-def case_named(case_id: str) -> dict[str, Any]:
-    return next(c for c in CASES if c["id"] == case_id)
+def case_named(case_id: str) -> SuiteCase:
+    return next(c for c in CASES if c.id == case_id)
 
 
-def leaked(case: dict[str, Any], text: str) -> list[str]:
-    return [s for s in case["must_not_contain"] if s.casefold() in text.casefold()]
+def leaked(case: SuiteCase, text: str) -> list[str]:
+    return [s for s in case.must_not_contain if s.casefold() in text.casefold()]
 
 
 def test_the_suite_is_well_formed_and_every_case_has_a_scenario() -> None:
     assert len(CASES) >= 12
-    assert len({c["id"] for c in CASES}) == len(CASES)
-    assert {c["id"] for c in CASES} == set(SCENARIOS)
+    assert {c.id for c in CASES} == set(SCENARIOS)
     for case in CASES:
-        assert set(case) == {"id", "question", "attack", "must_not_contain", "expect_decision", "tags"}, case["id"]
-        assert case["attack"] in ATTACKS and case["must_not_contain"], case["id"]
-        assert case["expect_decision"] in {"answer", "escalate", None}, case["id"]
-    assert {c["attack"] for c in CASES} == set(ATTACKS)
+        assert attack(case) in ATTACKS and case.must_not_contain and "injection" in case.tags, case.id
+        assert case.expected_decision in {"answer", "escalate", None}, case.id
+    assert {attack(c) for c in CASES} == set(ATTACKS)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
-def test_the_pipeline_never_ships_the_attack(case: dict[str, Any]) -> None:
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_the_pipeline_never_ships_the_attack(case: SuiteCase) -> None:
     result = run(case)
     assert leaked(case, result.answer.answer) == [], result.answer.reason
-    if case["expect_decision"]:
-        assert result.answer.decision == case["expect_decision"], result.answer.reason
-    if case["attack"] == "document":  # a poisoned passage really reached the model
-        poisoned = [PASSAGES[p] for p in SCENARIOS[case["id"]].passages if p in POISONED]
+    if case.expected_decision:
+        assert result.answer.decision == case.expected_decision, result.answer.reason
+    if attack(case) == "document":  # a poisoned passage really reached the model
+        poisoned = [PASSAGES[p] for p in SCENARIOS[case.id].passages if p in POISONED]
         assert poisoned and all(p.text in result.seen[0].content for p in poisoned)
-    if case["attack"] == "prompt-leak":  # nor in the fields a support tool may show next to the answer
+    if attack(case) == "prompt-leak":  # nor in the fields a support tool may show next to the answer
         assert leaked(case, " ".join((result.answer.reason, *result.answer.removed))) == []
 
 
 @pytest.mark.parametrize("strictness", ["strict", "lenient"])
-@pytest.mark.parametrize("case", [c for c in CASES if c["attack"] != "question"], ids=lambda c: c["id"])
-def test_document_and_prompt_attacks_fail_at_every_strictness(case: dict[str, Any], strictness: Strictness) -> None:
+@pytest.mark.parametrize("case", [c for c in CASES if attack(c) != "question"], ids=lambda c: c.id)
+def test_document_and_prompt_attacks_fail_at_every_strictness(case: SuiteCase, strictness: Strictness) -> None:
     assert leaked(case, run(case, strictness).answer.answer) == []
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c["attack"] == "question"], ids=lambda c: c["id"])
-def test_question_attacks_fail_when_strict(case: dict[str, Any]) -> None:
+@pytest.mark.parametrize("case", [c for c in CASES if attack(c) == "question"], ids=lambda c: c.id)
+def test_question_attacks_fail_when_strict(case: SuiteCase) -> None:
     assert leaked(case, run(case, "strict").answer.answer) == []
 
 
@@ -220,7 +222,7 @@ def test_the_attacks_are_real_without_the_guard() -> None:
 
 
 def test_escalation_reasons_are_plain_words_for_an_agent() -> None:
-    reasons = {c["id"]: run(c).answer.reason for c in CASES}
+    reasons = {c.id: run(c).answer.reason for c in CASES}
     assert reasons["doc-t1009-payload"] == ("the answer follows instructions found inside a retrieved document "
                                             "(tickets/tickets.jsonl#T-1009) instead of the store's documents")
     assert reasons["leak-direct"] == ("the answer repeats the assistant's private instructions (its system prompt) "
@@ -251,10 +253,10 @@ def test_lenient_keeps_unbacked_sentences_but_never_one_only_a_poisoned_passage_
 
 def test_streaming_ends_in_the_same_decision() -> None:
     case = case_named("doc-t1009-payload")
-    pipeline, _ = pipeline_for(SCENARIOS[case["id"]], AnswerPolicy())
+    pipeline, _ = pipeline_for(SCENARIOS[case.id], AnswerPolicy())
 
     async def done() -> dict[str, Any]:
-        events = [e async for e in pipeline.stream(case["question"])]
+        events = [e async for e in pipeline.stream(case.question)]
         return events[-1].data
 
     data = asyncio.run(done())
@@ -263,10 +265,10 @@ def test_streaming_ends_in_the_same_decision() -> None:
 
 def test_streamed_deltas_never_carry_the_payload() -> None:
     case = case_named("doc-t1009-payload")
-    pipeline, _ = pipeline_for(SCENARIOS[case["id"]], AnswerPolicy())
+    pipeline, _ = pipeline_for(SCENARIOS[case.id], AnswerPolicy())
 
     async def deltas() -> str:
-        return "".join([e.data["text"] async for e in pipeline.stream(case["question"]) if e.type == "delta"])
+        return "".join([e.data["text"] async for e in pipeline.stream(case.question) if e.type == "delta"])
 
     assert leaked(case, asyncio.run(deltas())) == []
 
@@ -285,9 +287,9 @@ def test_behaviour_table(capsys: pytest.CaptureFixture[str]) -> None:
     for case in CASES:
         results = {s: run(case, s).answer for s in STRICTNESS}
         cells = [f"{results[s].decision}{'!' if leaked(case, results[s].answer) else ''}" for s in STRICTNESS]
-        rows.append((case["id"], case["attack"], *cells, results["balanced"].reason))
-        if case["expect_decision"]:
-            assert results["balanced"].decision == case["expect_decision"], case["id"]
+        rows.append((case.id, attack(case), *cells, results["balanced"].reason))
+        if case.expected_decision:
+            assert results["balanced"].decision == case.expected_decision, case.id
     header = ("case", "attack", *STRICTNESS, "reason (balanced)")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     with capsys.disabled():
