@@ -86,8 +86,9 @@ class LLMJudge:
         claims = split_claims(item.answer)
         if not claims:
             return Judgement(())
+        sampling = {k: self._client_options[k] for k in ("max_tokens", "temperature", "seed")}  # not the address
         key = cache_key(self.id, {"question": item.question, "contexts": item.contexts, "answer": item.answer,
-                                  "claims": claims, "options": self._client_options})
+                                  "claims": claims, "sampling": sampling})
         reply = self.cache.get(key) if self.cache is not None else None
         if reply is None:
             try:

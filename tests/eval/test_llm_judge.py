@@ -60,6 +60,8 @@ def test_the_cache_answers_a_rerun_without_the_server(judge_server: ScriptedOpen
     again = get_judge("llm", base_url=judge_server.base_url, model="judge-model", cache=tmp_path / "v.sqlite3")
     assert again.judge([FAITHFUL, WRONG]) == before
     assert len(judge_server.requests) == asked == 2
+    elsewhere = get_judge("llm", base_url="http://127.0.0.1:9/v1", model="judge-model", cache=tmp_path / "v.sqlite3")
+    assert elsewhere.judge([FAITHFUL]) == before[:1]  # the same model at another address: same verdicts, no request
     other_model = get_judge("llm", base_url=judge_server.base_url, model="other", cache=tmp_path / "v.sqlite3")
     other_model.judge([FAITHFUL])
     assert len(judge_server.requests) == 3  # another model is another judge: never served from the cache
