@@ -85,7 +85,9 @@ def test_a_broken_template_is_refused_naming_the_file_and_the_variable(tmp_path:
 
 
 # What each shipped prompt fills in per request, after its static instructions.
-PER_REQUEST = {"answer": ("passages", "Passages:"), "condense": ("history", "Conversation:")}
+# name -> (the per-request part that ends the system message, its heading); every other variable is in `user`
+PER_REQUEST = {"answer": ("passages", "Passages:"), "condense": ("history", "Conversation:"),
+               "judge": ("passages", "Passages:")}
 
 
 @pytest.mark.parametrize("ref", prompts.available())
@@ -95,7 +97,9 @@ def test_every_shipped_template_declares_what_it_uses_and_ends_the_system_messag
     name, version = ref.split("@")
     template = prompts.load(name, version)
     variable, heading = PER_REQUEST[name]
-    assert template.variables == (variable, "question") and template.user == "{question}"
+    assert template.variables[0] == variable and "question" in template.variables
+    assert all(f"{{{other}}}" in template.user and f"{{{other}}}" not in template.system
+               for other in template.variables[1:])
     assert template.system.endswith(f"{{{variable}}}")  # static instructions first, the per-request part last
     assert template.static_prefix == template.system.removesuffix(f"{{{variable}}}")
     assert heading in template.static_prefix
@@ -105,8 +109,10 @@ def test_every_shipped_template_declares_what_it_uses_and_ends_the_system_messag
 def test_two_requests_share_the_whole_static_prefix_byte_for_byte(ref: str) -> None:
     template = prompts.load(*ref.split("@"))
     variable = PER_REQUEST[template.name][0]
-    one, _ = template.render(**{variable: "[1] Returns take 45 days.", "question": "How long do returns take?"})
-    two, _ = template.render(**{variable: "Shipping takes 3 days.", "question": "Do you ship abroad?"})
+    one, _ = template.render(**{**{name: f"{name}: returns take 45 days?" for name in template.variables},
+                                variable: "[1] Returns take 45 days."})
+    two, _ = template.render(**{**{name: f"{name}: do you ship abroad?" for name in template.variables},
+                                variable: "Shipping takes 3 days."})
     prefix = template.static_prefix.encode("utf-8")
     first_difference = next(i for i, (a, b) in enumerate(zip(one.encode(), two.encode(), strict=False)) if a != b)
     assert one.encode()[: len(prefix)] == two.encode()[: len(prefix)] == prefix
