@@ -39,9 +39,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
 from eval.faithfulness_set import SUITE, labelled_set, split_of
-from eval.judges._offline_model import roc_auc
 from eval.judges.base import JudgeInput
 from eval.judges.offline import OfflineJudge
+from eval.metrics import roc_auc
 from rag.embedders import SentenceTransformerEmbedder
 from rag.grounding import verify
 from rag.tokenizer import TextTokenizer

@@ -1,6 +1,6 @@
 """The evaluation harness: suites of questions, ranking metrics, and retrieval runs over them."""
 
-from eval.metrics import hit_at, ndcg_at, percentile, recall_at, reciprocal_rank
+from eval.metrics import hit_at, ndcg_at, percentile, recall_at, reciprocal_rank, roc_auc
 from eval.retrieval import (
     CaseResult,
     ModeResults,
@@ -30,5 +30,6 @@ __all__ = [
     "read_jsonl",
     "recall_at",
     "reciprocal_rank",
+    "roc_auc",
     "source_matches",
 ]

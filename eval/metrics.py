@@ -3,7 +3,8 @@
 `ranked` is best first; rank r is 1-based. A document repeated in `ranked` counts once, at its
 first rank; its repeats keep their slots but gain nothing (so no metric can exceed 1). Only the
 first `k` entries are looked at. An empty `relevant` set scores 0 everywhere: such questions
-("unanswerable") belong outside ranking metrics, which is the caller's job.
+("unanswerable") belong outside ranking metrics, which is the caller's job. `roc_auc` ranks scores
+against binary labels (how well a judge separates faithful answers from unfaithful ones).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterator, Sequence
 
-__all__ = ["hit_at", "ndcg_at", "percentile", "recall_at", "reciprocal_rank"]
+import numpy as np
+
+__all__ = ["hit_at", "ndcg_at", "percentile", "recall_at", "reciprocal_rank", "roc_auc"]
 
 
 def recall_at(ranked: Sequence[str], relevant: Collection[str], k: int) -> float:
@@ -53,6 +56,26 @@ def percentile(values: Sequence[float], q: float) -> float:
     position = (len(ordered) - 1) * q / 100
     low, high = math.floor(position), math.ceil(position)
     return ordered[low] + (position - low) * (ordered[high] - ordered[low])
+
+
+def roc_auc(scores: Sequence[float], positives: Sequence[bool]) -> float:
+    """Probability that a random positive scores above a random negative (ties count half)."""
+    s = np.asarray(scores, dtype=np.float64)
+    pos = np.asarray(positives, dtype=bool)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    sorted_scores = s[order]
+    i = 0
+    while i < len(s):  # average ranks over ties
+        j = i
+        while j + 1 < len(s) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _relevant_ranks(ranked: Sequence[str], relevant: Collection[str], k: int) -> Iterator[int]:

@@ -9,13 +9,15 @@ Output: {"format", "input", "judge", "summary", "items": [{"id", "faithfulness",
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from eval.judges.base import Judge, JudgeInput, Progress
-from eval.scoring import judge_scores
+from eval.metrics import roc_auc
+from eval.scoring import judge_scores, metric_mean
 from eval.suite import read_jsonl
 from rag.errors import InputError
 
@@ -58,15 +60,11 @@ def score_answers(answers: Sequence[Mapping[str, Any]], judge: Judge, *, source:
 
 
 def _summary(items: Sequence[Mapping[str, Any]], judge_id: str) -> dict[str, Any]:
-    def mean(name: str) -> dict[str, Any]:
-        values = [i[name] for i in items if i.get(name) is not None]
-        return {"value": round(sum(values) / len(values), 4) if values else None, "n": len(values), "by": judge_id}
-
     verdicts = {"faithful": 0, "unfaithful": 0, "no_claims": 0, "errors": 0}
     for item in items:
         verdicts["errors" if item.get("judge_error") else item["verdict"] or "no_claims"] += 1
-    summary = {"items": len(items), "metrics": {"faithfulness": mean("faithfulness"),
-                                                "answer_relevance": mean("answer_relevance")}, "verdicts": verdicts}
+    metrics = {name: metric_mean(items, name, judge_id) for name in ("faithfulness", "answer_relevance")}
+    summary = {"items": len(items), "metrics": metrics, "verdicts": verdicts}
     labelled = [i for i in items if i.get("label") in _LABELS and i.get("faithfulness") is not None]
     if labelled:
         summary["agreement"] = _agreement(labelled)
@@ -76,8 +74,5 @@ def _summary(items: Sequence[Mapping[str, Any]], judge_id: str) -> dict[str, Any
 def _agreement(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """How often the verdict matches the human label, and the ROC AUC of faithfulness as a faithful-detector."""
     right = sum(i["verdict"] == i["label"] for i in items)
-    good = [i["faithfulness"] for i in items if i["label"] == "faithful"]
-    bad = [i["faithfulness"] for i in items if i["label"] == "unfaithful"]
-    pairs = [(g > b) + 0.5 * (g == b) for g in good for b in bad]
-    return {"n": len(items), "accuracy": round(right / len(items), 4),
-            "auc": round(sum(pairs) / len(pairs), 4) if pairs else None}
+    auc = roc_auc([i["faithfulness"] for i in items], [i["label"] == "faithful" for i in items])
+    return {"n": len(items), "accuracy": round(right / len(items), 4), "auc": None if math.isnan(auc) else round(auc, 4)}

@@ -26,7 +26,7 @@ from eval.judges.base import Judgement
 from eval.metrics import percentile
 from eval.retrieval import SourceMatcher
 
-__all__ = ["HIGHER_IS_BETTER", "METRICS", "Summary", "answer_scores", "judge_scores", "summarize"]
+__all__ = ["HIGHER_IS_BETTER", "METRICS", "Summary", "answer_scores", "judge_scores", "metric_mean", "summarize"]
 
 Summary = dict[str, Any]
 # name -> what produced it, in report order; "judge" is replaced by the judge's id
@@ -102,7 +102,7 @@ def summarize(items: Sequence[Mapping[str, Any]], judge_id: str | None, extra: M
     """Metric means with n and by, the decision confusion matrix, latency percentiles and per-tag means.
     `extra` names further per-item metrics (e.g. retrieval's ndcg@10) and what produced them."""
     producers = {name: (judge_id or "judge") if by == "judge" else by for name, by in {**METRICS, **(extra or {})}.items()}
-    metrics = {name: _mean_of(items, name, by) for name, by in producers.items()}
+    metrics = {name: metric_mean(items, name, by) for name, by in producers.items()}
     latencies = [float(i["latency_ms"]) for i in items if i.get("latency_ms") is not None and not i.get("error")]
     for q in (50, 95):
         value = round(percentile(latencies, q), 1) if latencies else None
@@ -112,7 +112,7 @@ def summarize(items: Sequence[Mapping[str, Any]], judge_id: str | None, extra: M
             "decisions": _confusion(items), "by_tag": _by_tag(items, [n for n in producers if metrics.get(n)])}
 
 
-def _mean_of(items: Iterable[Mapping[str, Any]], name: str, by: str) -> dict[str, Any]:
+def metric_mean(items: Iterable[Mapping[str, Any]], name: str, by: str) -> dict[str, Any]:
     values = [float(i[name]) for i in items if i.get(name) is not None]
     return {"value": round(sum(values) / len(values), 4) if values else None, "n": len(values), "by": by}
 
@@ -133,7 +133,7 @@ def _by_tag(items: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[st
     out = {}
     for tag in tags:
         tagged = [i for i in items if tag in (i.get("tags") or ())]
-        out[tag] = {"cases": len(tagged), **{name: _mean_of(tagged, name, "")["value"] for name in names}}
+        out[tag] = {"cases": len(tagged), **{name: metric_mean(tagged, name, "")["value"] for name in names}}
     return out
 
 

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from rag.errors import ConfigError
 
-__all__ = ["WEIGHTS_PATH", "LogisticModel", "fit_logistic", "roc_auc"]
+__all__ = ["WEIGHTS_PATH", "LogisticModel", "fit_logistic"]
 
 WEIGHTS_PATH = Path(__file__).with_name("offline_weights.json")
 Matrix = npt.NDArray[np.float64]
@@ -78,23 +78,3 @@ def fit_logistic(rows: Matrix, labels: Sequence[int], *, l2: float = 1.0, steps:
         if float(np.abs(step).max()) < 1e-10:
             break
     return beta[:-1], float(beta[-1])
-
-
-def roc_auc(scores: Sequence[float], positives: Sequence[bool]) -> float:
-    """Probability that a random positive scores above a random negative (ties count half)."""
-    s = np.asarray(scores, dtype=np.float64)
-    pos = np.asarray(positives, dtype=bool)
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if not n_pos or not n_neg:
-        return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    sorted_scores = s[order]
-    i = 0
-    while i < len(s):  # average ranks over ties
-        j = i
-        while j + 1 < len(s) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -36,9 +36,10 @@ import numpy.typing as npt
 
 from eval.claims import split_claims
 from eval.judges._offline_features import FEATURES, ClaimEvidence, PassageSet, TermCache, claim_evidence
-from eval.judges._offline_model import WEIGHTS_PATH, LogisticModel, fit_logistic, roc_auc
+from eval.judges._offline_model import WEIGHTS_PATH, LogisticModel, fit_logistic
 from eval.judges._offline_text import has_cjk, mentions, normalise
 from eval.judges.base import ClaimVerdict, JudgeInput, Judgement, Progress
+from eval.metrics import roc_auc
 from rag.grounding import MARKER
 from rag.tokenizer import TextTokenizer
 

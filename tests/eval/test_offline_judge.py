@@ -10,9 +10,10 @@ import pytest
 from eval.claims import split_claims
 from eval.faithfulness_set import labelled_set, split_of
 from eval.judges import JudgeInput, get_judge
-from eval.judges._offline_model import LogisticModel, fit_logistic, roc_auc
+from eval.judges._offline_model import LogisticModel, fit_logistic
 from eval.judges._offline_text import entities, mentions, negation_scopes, segments
 from eval.judges.offline import OfflineJudge, build
+from eval.metrics import roc_auc
 from rag.embedders import HashEmbedder
 from rag.errors import ConfigError, InputError
 
