@@ -36,6 +36,7 @@ __all__ = [
     "check_conversation_id",
     "condense_messages",
     "new_conversation_id",
+    "open_sqlite",
     "standalone",
 ]
 
@@ -83,6 +84,21 @@ def check_conversation_id(value: str) -> str:
     return value
 
 
+def open_sqlite(path: Path | str, schema: str, *, what: str, setting: str, wal: bool = False) -> sqlite3.Connection:
+    """A connection shared by threads (autocommit; callers lock), its folder made and `schema` applied;
+    with `wal`, readers in other processes do not block writers. Failures name the setting to fix."""
+    try:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        if wal and str(path) != ":memory:":
+            db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(schema)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"cannot open {what} at {path} ({exc}): set {setting} to a writable file") from exc
+    return db
+
+
 class ConversationStore:
     """Histories in one SQLite file (':memory:' for none), safe to share across threads."""
 
@@ -90,16 +106,13 @@ class ConversationStore:
                  clock: Callable[[], float] = time.time) -> None:
         if ttl_s <= 0 or max_turns < 1:
             raise ConfigError("conversations need ttl_s > 0 and max_turns >= 1")
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.ttl_s, self.max_turns, self._clock = ttl_s, max_turns, clock
         self._lock = threading.Lock()
+        self._db = open_sqlite(path, _SCHEMA, what="the conversation store", setting="RAG_CONVERSATIONS__PATH")
         try:
-            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-            self._db.executescript(_SCHEMA)
             self._upgrade()
         except sqlite3.Error as exc:
-            raise ConfigError(f"cannot open the conversation store at {path} ({exc}): "
+            raise ConfigError(f"cannot upgrade the conversation store at {path} ({exc}): "
                               "set RAG_CONVERSATIONS__PATH to a writable file") from exc
 
     def history(self, conversation_id: str) -> list[Turn]:

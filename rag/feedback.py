@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import builtins
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,8 +20,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from rag.conversations import ConversationStore, RecordedTurn
-from rag.errors import ConfigError, InputError, NotFoundError
+from rag.conversations import ConversationStore, RecordedTurn, open_sqlite
+from rag.errors import InputError, NotFoundError
 from rag.types import Turn
 
 __all__ = [
@@ -76,18 +75,10 @@ class FeedbackStore:
     """Feedback records in one SQLite file (':memory:' for none), safe to share across threads and processes."""
 
     def __init__(self, path: Path | str = ":memory:", *, clock: Callable[[], float] = time.time) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-            if str(path) != ":memory:":
-                self._db.execute("PRAGMA journal_mode=WAL")  # writers do not block the export's reads
-            self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise ConfigError(f"cannot open the feedback store at {path} ({exc}): "
-                              "set RAG_FEEDBACK__PATH to a writable file") from exc
+        # WAL: the service's writes do not block `rag eval from-feedback` reading the file
+        self._db = open_sqlite(path, _SCHEMA, what="the feedback store", setting="RAG_FEEDBACK__PATH", wal=True)
 
     def add(self, *, conversation_id: str, turn: RecordedTurn, earlier: Sequence[Turn], rating: Rating,
             comment: str = "", correction: str | None = None) -> int:
