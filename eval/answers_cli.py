@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from eval._console import console, err, progress
 from eval.compare import Comparison, compare, load_scored, parse_max_drop
 from eval.judges import Judge, get_judge, judge_names
 from eval.runner import Checkpoint, answer_cases, finish_run, retrieval_scores, runtime_versions, suite_info
@@ -27,8 +26,6 @@ from rag.settings import Settings
 
 __all__ = ["register"]
 
-console = Console(width=max(Console().width, 120))  # tables stay readable in CI logs (80 columns otherwise)
-err = Console(stderr=True)
 _CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "rag" / "judge-verdicts.sqlite3"
 
 JudgeOpt = Annotated[str, typer.Option("--judge", help="Judge by name: offline (no LLM, the default) or llm.")]
@@ -74,7 +71,7 @@ def run(
         chosen = _build_judge(judge, settings, judge_url, judge_model, judge_cache, embedder=embedder)  # fail fast
         checkpoint, document = _run(suite, suite_cases, cases, out, settings, embedder, concurrency=concurrency,
                                     restart=restart, k=k)
-        with _progress() as bar:
+        with progress() as bar:
             task = bar.add_task("judging", total=None)
             run_document = finish_run(document["header"], cases, document["items"], document["retrieval"], chosen,
                                       faithful_at=faithful_at, aliases=document["aliases"],
@@ -111,7 +108,7 @@ def _run(suite: Path, suite_cases: list[SuiteCase], cases: list[SuiteCase], out:
 
     async def answer() -> tuple[dict[str, dict[str, float]], dict[str, str]]:
         try:
-            with _progress() as bar:
+            with progress() as bar:
                 task = bar.add_task("answering", total=len(todo))
 
                 def done(item: dict[str, Any]) -> None:
@@ -167,7 +164,7 @@ def score(
     try:
         items = load_answers(answers)
         chosen = _build_judge(judge, settings, judge_url, judge_model, judge_cache)
-        with _progress() as bar:
+        with progress() as bar:
             task = bar.add_task("judging", total=len(items))
             scores = score_answers(items, chosen, source=str(answers), faithful_at=faithful_at,
                                    progress=lambda done, _: bar.update(task, completed=done))
@@ -237,11 +234,6 @@ def _write(path: Path, document: dict[str, Any]) -> None:
     scratch = path.with_name(path.name + ".tmp")
     scratch.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     scratch.replace(path)
-
-
-def _progress() -> Progress:
-    columns = (TextColumn("{task.description:>9}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    return Progress(*columns, console=err, transient=True)
 
 
 def _print_summary(document: dict[str, Any]) -> None:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any, cast
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import TaskID
 from rich.table import Table
 
 from eval import answers_cli, feedback_cli
+from eval._console import console, progress
 from eval.retrieval import RetrievalResults, evaluate, headline_ndcg
 from eval.suite import SuiteCase, load_suite
 from rag.cli import exit_with, settings_with
@@ -25,8 +25,6 @@ from rag.settings import Settings
 
 __all__ = ["register", "retrieval"]
 
-console = Console()
-err = Console(stderr=True)
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval and answers.")
 
 
@@ -88,18 +86,11 @@ def _evaluate(
             retriever.retrieve("warm-up", top_k=1)  # load the model and touch the index before timing
             retrievers[mode] = retriever
         aliases, version = loaded.store.duplicate_groups(), loaded.version
-        with _progress() as bar:
+        with progress() as bar:
             tasks: dict[str, TaskID] = {mode: bar.add_task(mode, total=len(cases)) for mode in modes}
             results = evaluate(retrievers, cases, k=k, aliases=aliases,
                                progress=lambda mode, done, _: bar.update(tasks[mode], completed=done))
     return results, version
-
-
-@contextmanager
-def _progress() -> Iterator[Progress]:
-    columns = (TextColumn("{task.description:>7}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
-        yield bar
 
 
 def _print_report(report: dict[str, Any]) -> None:

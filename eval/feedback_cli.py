@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from eval._console import console
 from eval.feedback import RATING_CHOICES, RatingChoice, feedback_cases
 from rag.cli import exit_with, settings_with
 from rag.errors import InputError, RagError
@@ -20,7 +20,6 @@ from rag.feedback import Feedback, FeedbackStore
 
 __all__ = ["from_feedback", "register"]
 
-console = Console()
 _HINT = ("before adding them to a suite, give each case its relevant_sources and expected_decision, and a "
          "reference_answer where it has none (its notes say what the service answered and why it was rated)")
 
