@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from rag.grounding import MARKER, split_sentences
+from rag.tokenizer import HAN
 
 __all__ = ["split_claims"]
 
@@ -24,7 +25,6 @@ _JOINTS = re.compile(
 )
 _LEADING = re.compile(r"^(?:(?:and|so)\s+|并且|而且)", re.IGNORECASE)  # a joint word that adds nothing to the claim
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['’.-][A-Za-z0-9]+)*|[\u4e00-\u9fff]")
-_CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def split_claims(answer: str) -> list[str]:
@@ -48,6 +48,6 @@ def split_claims(answer: str) -> list[str]:
 
 def _says_enough(piece: str) -> bool:
     """Long enough to be a claim of its own: three words, or four Chinese characters."""
-    if _CJK.search(piece):
-        return len(_CJK.findall(piece)) >= 4
+    if HAN.search(piece):
+        return len(HAN.findall(piece)) >= 4
     return len(_WORD.findall(piece)) >= 3

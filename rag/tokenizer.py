@@ -18,13 +18,14 @@ from typing import Any
 
 from rag.errors import IndexCorruptError
 
-__all__ = ["TextTokenizer", "script_language"]
+__all__ = ["HAN", "TextTokenizer", "script_language"]
 
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _KANA = "\u3040-\u30ff\u31f0-\u31ff"
 _HANGUL = "\uac00-\ud7af\u1100-\u11ff"
 _KANA_HANGUL = _KANA + _HANGUL
-_SCRIPTS = (("ja", re.compile(f"[{_KANA}]")), ("ko", re.compile(f"[{_HANGUL}]")), ("zh", re.compile(f"[{_HAN}]")))
+HAN = re.compile(f"[{_HAN}]")  # one Han (Chinese) character
+_SCRIPTS = (("ja", re.compile(f"[{_KANA}]")), ("ko", re.compile(f"[{_HANGUL}]")), ("zh", HAN))
 _WORD = re.compile(rf"(?P<han>[{_HAN}]+)|(?P<kana>[{_KANA_HANGUL}]+)|(?P<word>[^\W_{_HAN}{_KANA_HANGUL}]+)")
 _EN_STOP = frozenset(
     """

@@ -19,11 +19,12 @@ import unicodedata
 from dataclasses import dataclass
 
 from rag.grounding import split_sentences
+from rag.tokenizer import HAN
 
 __all__ = ["CJK", "LEXICON", "Mention", "Segment", "entities", "group_names", "has_cjk", "mentions", "name_in", "negated",
            "negation_scopes", "normalise", "segments", "units"]
 
-CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+CJK = HAN  # a Han character, as the tokenizer reads them
 _BLOCK_START = re.compile(r"^\s*(?:[-*•|>]|\d+[.)]\s|\d+\s+[A-Z]|[A-Z][A-Z &/()'-]{3,}$|Q:|A:|#)")
 _TERMINAL = (".", "!", "?", ":", ";", "。", "！", "？", "；", "：")
 _MARKUP = re.compile(r"^\s*(?:[-*•>#]+\s*|\d+[.)]\s+)|\*\*|\|")
