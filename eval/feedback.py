@@ -41,8 +41,9 @@ def _case(record: Feedback) -> dict[str, Any]:
 
 def _notes(record: Feedback) -> str:
     """What the reviewer needs to complete the case: the comment, and what the service did."""
+    answer_id = f" (answer_id {record.answer_id})" if record.answer_id else ""  # as the client knew the answer
     lines = [f"feedback {record.id}: rated {record.rating} on {record.created}, answer {record.turn} of "
-             f"conversation {record.conversation_id}"]
+             f"conversation {record.conversation_id}{answer_id}"]
     if record.comment:
         lines.append(f"comment: {record.comment}")
     if record.standalone:

@@ -16,7 +16,7 @@ from eval._console import console
 from eval.feedback import RATING_CHOICES, RatingChoice, feedback_cases
 from rag.cli import exit_with, settings_with
 from rag.errors import InputError, RagError
-from rag.feedback import Feedback, FeedbackStore
+from rag.feedback import Feedback, FeedbackStore, sqlite_file
 
 __all__ = ["from_feedback", "register"]
 
@@ -28,8 +28,10 @@ def from_feedback(
     out: Annotated[Path, typer.Option("--out", help="JSONL file to write the cases to.", show_default=False)],
     index: Annotated[Path | None, typer.Option(
         "--index", help="Read the feedback.sqlite3 beside this index folder (default: RAG_INDEX__DIR or "
-                        "data/index; RAG_FEEDBACK__PATH, when set, names the file itself).")] = None,
-    db: Annotated[Path | None, typer.Option("--db", help="Read this feedback SQLite file instead.")] = None,
+                        "data/index; RAG_FEEDBACK__PATH, when set, names the file itself, and RAG_FEEDBACK__URL "
+                        "the database).")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Read this feedback SQLite file instead, or the database "
+                                                        "at this URL (postgresql+psycopg://user:pass@host/db).")] = None,
     rating: Annotated[str, typer.Option("--rating", help="down, up or all.")] = "down",
     since: Annotated[str | None, typer.Option("--since", help="Only feedback given on or after this day "
                                                               "(YYYY-MM-DD, UTC).")] = None,
@@ -42,16 +44,17 @@ def from_feedback(
     if index is not None and db is not None:
         raise typer.BadParameter("pass --index or --db, not both", param_hint="--db")
     choice, day = _rating(rating), _day(since)
-    settings = settings_with(index__dir=index, feedback__path=db)
-    path = settings.feedback.resolved_path(settings.index.dir)
+    settings = settings_with(index__dir=index)
+    location = db or settings.feedback.resolved_url(settings.index.dir)
     if out.exists() and not force:
         exit_with(InputError(f"{out} already exists: pass --force to replace it, or choose another --out"))
     try:
-        cases = feedback_cases(_records(path, day), rating=choice)
+        records, where = _records(location, day)
+        cases = feedback_cases(records, rating=choice)
     except RagError as exc:
         exit_with(exc)
     if not cases:
-        console.print(f"no feedback matched (rating {choice}{f', since {day}' if day else ''}) in {path}: "
+        console.print(f"no feedback matched (rating {choice}{f', since {day}' if day else ''}) in {where}: "
                       "nothing written", highlight=False)
         return
     _write(out, cases)
@@ -63,14 +66,17 @@ def register(eval_app: typer.Typer) -> None:
     eval_app.command("from-feedback")(from_feedback)
 
 
-def _records(path: Path, since: date | None) -> list[Feedback]:
-    """The store's records given on or after `since`; a missing file is reported, not created."""
-    if not path.is_file():
+def _records(location: str, since: date | None) -> tuple[list[Feedback], str]:
+    """The store's records given on or after `since`, and where it is (no password); a missing SQLite file is
+    reported, not created."""
+    path = sqlite_file(location)
+    if path is not None and not path.is_file():
         raise InputError(f"no feedback store at {path}: pass --db with the service's feedback file "
-                         "(RAG_FEEDBACK__PATH), or --index with the index folder it served")
-    store = FeedbackStore(path)
+                         "(RAG_FEEDBACK__PATH) or database URL (RAG_FEEDBACK__URL), or --index with the index folder "
+                         "it served")
+    store = FeedbackStore(location)
     try:
-        return store.list(since=since)
+        return store.list(since=since), store.location
     finally:
         store.close()
 

@@ -6,8 +6,10 @@ A conversation is forgotten `ttl_s` after its last turn; only its last `max_turn
 kept. Ids are chosen by the client (its own chat session id) or by the service (a random one,
 returned with the first answer); an unknown or expired id starts a new conversation.
 
-Each turn also keeps its number in the conversation (1, 2, ...), the sources its answer cited and
-the index version that answered, so feedback on it (`rag.feedback`) can say what was answered.
+Each turn also keeps its number in the conversation (1, 2, ...), the sources its answer cited, the
+index version that answered and a random answer id, so feedback on it (`rag.feedback`) can say what
+was answered; the answer id lets a client rate an answer without tracking turn numbers, and being
+unguessable, only the client it was returned to can rate that answer.
 A file written before those columns existed is upgraded in place when it is opened.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import sqlite3
 import threading
 import time
@@ -22,6 +25,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from prompts import PromptTemplate
 from rag.errors import ConfigError, InputError
@@ -31,6 +35,7 @@ from rag.types import Message, Turn
 
 __all__ = [
     "ID_PATTERN",
+    "AppendedTurn",
     "ConversationStore",
     "RecordedTurn",
     "check_conversation_id",
@@ -50,8 +55,11 @@ CREATE TABLE IF NOT EXISTS turns (
 CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns (conversation, at);
 """
 # Columns added after the first release; `_upgrade` adds them to every file (old or new: one path, always run).
-# n: the turn's number in its conversation; sources: the cited document ids, as a JSON list.
-_ADDED_COLUMNS = {"n": "INTEGER", "sources": "TEXT NOT NULL DEFAULT '[]'", "index_version": "TEXT NOT NULL DEFAULT ''"}
+# n: the turn's number in its conversation; sources: the cited document ids, as a JSON list; answer_id: random,
+# NULL for turns stored before it existed (they cannot be rated by id).
+_ADDED_COLUMNS = {"n": "INTEGER", "sources": "TEXT NOT NULL DEFAULT '[]'", "index_version": "TEXT NOT NULL DEFAULT ''",
+                  "answer_id": "TEXT"}
+_ANSWER_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS turns_by_answer ON turns (answer_id)"  # NULLs do not collide
 _NUMBER_OLD_TURNS = """
 UPDATE turns SET n = (SELECT COUNT(*) FROM turns AS earlier WHERE earlier.conversation = turns.conversation
                       AND (earlier.at < turns.at OR (earlier.at = turns.at AND earlier.rowid <= turns.rowid)))
@@ -70,6 +78,14 @@ class RecordedTurn:
     decision: str
     sources: tuple[str, ...]  # the documents the answer cited
     index_version: str
+    answer_id: str = ""  # "" for a turn stored before answer ids existed
+
+
+class AppendedTurn(NamedTuple):
+    """What `ConversationStore.append` stored: the turn's number and the answer id to return to the client."""
+
+    n: int
+    answer_id: str
 
 
 def new_conversation_id() -> str:
@@ -130,16 +146,27 @@ class ConversationStore:
         or expired."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT n, question, answer, standalone, decision, sources, index_version, at FROM turns "
-                "WHERE conversation = ? ORDER BY at, rowid", (conversation_id,)).fetchall()
+                "SELECT n, question, answer, standalone, decision, sources, index_version, "
+                "COALESCE(answer_id, ''), at FROM turns WHERE conversation = ? ORDER BY at, rowid",
+                (conversation_id,)).fetchall()
         if not rows or rows[-1][-1] < self._clock() - self.ttl_s:
             return []
-        return [RecordedTurn(n, q, a, s, d, tuple(json.loads(cited)), v) for n, q, a, s, d, cited, v, _ in rows]
+        return [RecordedTurn(n, q, a, s, d, tuple(json.loads(cited)), v, answer)
+                for n, q, a, s, d, cited, v, answer, _ in rows]
+
+    def find_answer(self, answer_id: str) -> tuple[str, list[RecordedTurn]] | None:
+        """The conversation an answer belongs to and its kept turns, oldest first; None when the id is unknown,
+        its conversation expired or the turn is no longer kept (beyond `max_turns`)."""
+        with self._lock:
+            row = self._db.execute("SELECT conversation FROM turns WHERE answer_id = ?", (answer_id,)).fetchone()
+        turns = self.recorded(row[0]) if row else []
+        return (row[0], turns) if any(t.answer_id == answer_id for t in turns) else None
 
     def append(self, conversation_id: str, turn: Turn, *, standalone: str = "", decision: str = "",
-               sources: Sequence[str] = (), index_version: str = "") -> int:
-        """Record a turn and return its number (and forget expired conversations and turns beyond `max_turns`)."""
-        now = self._clock()
+               sources: Sequence[str] = (), index_version: str = "") -> AppendedTurn:
+        """Record a turn and return its number and new answer id (and forget expired conversations and turns
+        beyond `max_turns`). The answer id is what a client passes to rate this answer (`rag.feedback.rate_answer`)."""
+        now, answer_id = self._clock(), secrets.token_hex(16)  # 128 random bits: only its client can know it
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -148,18 +175,19 @@ class ConversationStore:
                                           (conversation_id,)).fetchone()[0]
                 self._db.execute(
                     "INSERT INTO turns (conversation, at, question, answer, standalone, decision, n, sources, "
-                    "index_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "index_version, answer_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (conversation_id, now, turn.question, turn.answer, standalone, decision, number,
-                     json.dumps(list(sources), ensure_ascii=False), index_version))
+                     json.dumps(list(sources), ensure_ascii=False), index_version, answer_id))
                 self._forget_old_turns(conversation_id)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return int(number)
+        return AppendedTurn(int(number), answer_id)
 
     def _upgrade(self) -> None:
-        """Add the columns a file from an earlier release lacks, numbering its turns; one writer at a time."""
+        """Add the columns (and the answer id index) a file from an earlier release lacks, numbering its turns;
+        one writer at a time."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             have = {row[1] for row in self._db.execute("PRAGMA table_info(turns)")}
@@ -168,6 +196,7 @@ class ConversationStore:
                     self._db.execute(f"ALTER TABLE turns ADD COLUMN {name} {kind}")
             if "n" not in have:
                 self._db.execute(_NUMBER_OLD_TURNS)
+            self._db.execute(_ANSWER_INDEX)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")

@@ -13,6 +13,7 @@ Every message names the cause and the fix. The tree::
     │   └── IndexLockedError     another ingestion or rollback is changing the folder
     ├── EmbeddingError           the embedding model could not be loaded or run
     ├── RerankerError            the reranking model could not be loaded or run
+    ├── StorageError             a store (feedback) could not be written or read: disk full, database down
     ├── IngestError              a corpus that cannot be ingested
     │   └── DocumentParseError   one file that could not be parsed
     └── LLMError                 the language model server
@@ -47,6 +48,7 @@ __all__ = [
     "NotReadyError",
     "RagError",
     "RerankerError",
+    "StorageError",
 ]
 
 
@@ -92,6 +94,10 @@ class RerankerError(RagError):
 
 class EmbeddingError(RagError):
     """The embedding model could not be loaded or run."""
+
+
+class StorageError(RagError):
+    """A store (feedback) could not be written or read: disk full, database down; retry once that is fixed."""
 
 
 class IngestError(RagError):

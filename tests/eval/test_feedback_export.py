@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,6 +54,11 @@ def test_a_thumbs_down_follow_up_becomes_a_case_with_its_conversation_and_refere
     ]
 
 
+def test_the_notes_name_the_answer_id_the_client_rated_when_there_is_one() -> None:
+    [case] = feedback_cases([replace(FOLLOW_UP, answer_id="9f2c")])
+    assert case["notes"].splitlines()[0].endswith("answer 2 of conversation chat-1 (answer_id 9f2c)")
+
+
 def test_a_first_question_without_correction_has_only_the_keys_it_can_fill() -> None:
     [case] = feedback_cases([FIRST_QUESTION])
     assert sorted(case) == ["id", "notes", "question", "tags"]
@@ -72,7 +78,7 @@ def test_the_rating_chooses_which_records_become_cases() -> None:
 def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> typer.Typer:
     """`rag eval` in miniature: a group with from-feedback registered, run where no rag.toml or RAG_ env applies."""
     monkeypatch.chdir(tmp_path)
-    for name in ("RAG_CONFIG", "RAG_FEEDBACK__PATH", "RAG_INDEX__DIR"):
+    for name in ("RAG_CONFIG", "RAG_FEEDBACK__PATH", "RAG_FEEDBACK__URL", "RAG_INDEX__DIR"):
         monkeypatch.delenv(name, raising=False)
     app = typer.Typer()
 
@@ -125,6 +131,15 @@ def test_from_feedback_writes_the_thumbs_down_as_jsonl_cases(cli: typer.Typer, t
     assert cases[0]["conversation"] == [{"question": "How long is the return window?", "answer": "45 days [1]."}]
     assert cases[0]["reference_answer"] == "A 15% fee." and "comment: It is 15%." in cases[0]["notes"]
     assert set(cases[1]) == {"id", "question", "tags", "notes"}
+
+
+def test_db_takes_a_database_url_as_well_as_a_file(cli: typer.Typer, tmp_path: Path) -> None:
+    db, out = feedback_file(tmp_path / "feedback.sqlite3"), tmp_path / "cases.jsonl"
+    result = CliRunner().invoke(cli, ["from-feedback", "--db", f"sqlite:///{db}", "--rating", "all", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["feedback-1", "feedback-2", "feedback-3"]
+    missing = CliRunner().invoke(cli, ["from-feedback", "--db", f"sqlite:///{tmp_path}/none.db", "--out", "x.jsonl"])
+    assert missing.exit_code == 2 and "no feedback store at" in missing.stderr and not (tmp_path / "none.db").exists()
 
 
 def test_the_written_file_loads_as_a_suite(cli: typer.Typer, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import prompts
-from rag.conversations import ConversationStore, check_conversation_id, condense_messages, standalone
+from rag.conversations import AppendedTurn, ConversationStore, check_conversation_id, condense_messages, standalone
 from rag.decisions import AnswerPolicy
 from rag.errors import ConfigError, InputError
 from rag.pipeline import RagPipeline
@@ -65,13 +65,33 @@ def test_only_the_last_max_turns_are_kept() -> None:
 
 def test_concurrent_appends_from_threads_lose_nothing(tmp_path: Path) -> None:
     store = ConversationStore(tmp_path / "c.sqlite3", max_turns=100)
-    threads = [threading.Thread(target=lambda n=n: [store.append(f"c{n % 2}", Turn(f"q{n}.{i}", "a"))
-                                                    for i in range(10)]) for n in range(6)]
+    appended: list[AppendedTurn] = []
+    threads = [threading.Thread(target=lambda n=n: appended.extend(store.append(f"c{n % 2}", Turn(f"q{n}.{i}", "a"))
+                                                                   for i in range(10))) for n in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert len(store.history("c0")) == len(store.history("c1")) == 30
+    assert len({a.answer_id for a in appended}) == 60 and sorted(a.n for a in appended) == sorted([*range(1, 31)] * 2)
+
+
+def test_each_answer_gets_an_unguessable_id_that_finds_its_conversation_while_it_is_kept() -> None:
+    clock = Clock()
+    store = ConversationStore(ttl_s=60, max_turns=2, clock=clock)
+    first, second = store.append("c1", Turn("q1", "a1")), store.append("c1", Turn("q2", "a2"), index_version="v2")
+    other = store.append("c2", Turn("q", "a"))
+    assert (first.n, second.n, other.n) == (1, 2, 1)
+    assert all(len(a.answer_id) == 32 and set(a.answer_id) <= set("0123456789abcdef") for a in (first, second, other))
+    assert len({first.answer_id, second.answer_id, other.answer_id}) == 3
+    assert [t.answer_id for t in store.recorded("c1")] == [first.answer_id, second.answer_id]
+    found = store.find_answer(second.answer_id)
+    assert found is not None and found[0] == "c1" and [t.question for t in found[1]] == ["q1", "q2"]
+    assert store.find_answer("0" * 32) is None and store.find_answer("") is None
+    store.append("c1", Turn("q3", "a3"))  # max_turns=2: the first answer is no longer kept
+    assert store.find_answer(first.answer_id) is None and store.find_answer(second.answer_id) is not None
+    clock.now += 61
+    assert store.find_answer(other.answer_id) is None  # expired with its conversation
 
 
 def test_bad_settings_and_ids_are_refused_with_the_fix(tmp_path: Path) -> None:
@@ -176,6 +196,6 @@ def test_an_expired_id_used_again_starts_a_new_conversation_at_turn_one() -> Non
     store = ConversationStore(ttl_s=60, clock=clock)
     store.append("c1", Turn("old question", "old answer"))
     clock.now += 61
-    assert store.append("c1", Turn("new question", "new answer"), sources=["docs/a.md"], index_version="v2") == 1
+    assert store.append("c1", Turn("new question", "new answer"), sources=["docs/a.md"], index_version="v2").n == 1
     assert store.history("c1") == [Turn("new question", "new answer")]  # the expired turn does not come back
     assert [(t.n, t.sources, t.index_version) for t in store.recorded("c1")] == [(1, ("docs/a.md",), "v2")]
