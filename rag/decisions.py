@@ -14,6 +14,8 @@
         or restates its instructions more closely than any trusted passage backs it ► escalate
         passages that try to instruct the assistant are "tainted": they back no sentence
         (such sentences count as unsupported, and even lenient drops them) and are never cited
+    model: unavailable, and the pipeline set to answer extractively ────────────► escalate, with the
+        hand-off followed by the best passages quoted with their [n] markers (`degraded`)
 
 Strict never ships an unverified sentence but escalates more; lenient answers more often and
 leaves the judgement to the reader of `removed`/`reason`. The confidence is the best passage's
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import prompts
-from rag.grounding import MARKER, SentenceCheck, Verification, split_sentences, verify
+from rag.grounding import MARKER, SentenceCheck, Verification, best_span, split_sentences, verify
 from rag.injection import find_instructions, instruction_payloads, shared_span
 from rag.tokenizer import TextTokenizer
 from rag.types import Decision, ScoredChunk
@@ -60,6 +62,7 @@ class Outcome:
     confidence: float
     removed: tuple[str, ...] = ()
     options: tuple[str, ...] = ()  # what the customer can pick from, when the decision is clarify
+    extractive: bool = False  # the text quotes passages with their [n] markers (the model was unavailable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,22 @@ class AnswerPolicy:
 
     def escalate(self, reason: str) -> Outcome:
         return Outcome("escalate", self.handoff_message, reason, 0.0)
+
+    def degraded(self, question: str, hits: Sequence[ScoredChunk], tokenizer: TextTokenizer, reason: str,
+                 *, quotes: int = 3) -> Outcome:
+        """The hand-off while the language model is unavailable (`reason`), followed by the best passages'
+        sentences closest to the question, quoted with their [n] markers: the customer may find the answer
+        there while waiting for a person. Passages below `min_relevance` or trying to instruct the
+        assistant are not quoted; with none left, it is the plain hand-off."""
+        tainted = self._tainted(hits)
+        shown = [(n, h) for n, h in enumerate(hits, start=1)
+                 if n not in tainted and h.score >= self.min_relevance][:quotes]
+        why = f"the language model is unavailable ({reason})"
+        if not shown:
+            return self.escalate(why)
+        lines = [f'- {h.chunk.title}: "{_quote(question, h.chunk.text, tokenizer)}" [{n}]' for n, h in shown]
+        text = f"{self.handoff_message}\n\nIn the meantime, these passages may help:\n" + "\n".join(lines)
+        return Outcome("escalate", text, f"{why}: the best passages are shown instead", 0.0, extractive=True)
 
     def _tainted(self, hits: Sequence[ScoredChunk]) -> dict[int, str]:
         """Passage number -> source, for the passages that try to instruct the assistant."""
@@ -218,6 +237,14 @@ def _notes(check: Verification, taint: _Taint, not_given: tuple[int, ...]) -> st
         notes += (f"; {len(taint.sentences)} sentence(s) were backed only by a document that tries to give the "
                   f"assistant instructions ({', '.join(taint.sources)}), which is not trusted")
     return notes
+
+
+def _quote(question: str, passage: str, tokenizer: TextTokenizer, limit: int = 200) -> str:
+    """The passage's sentence closest to the question (its opening when none shares a term), on one
+    line, cut at a word to `limit` characters."""
+    start, end = best_span(question, passage, tokenizer) or (0, len(passage))
+    flat = " ".join(_MARKER.sub("", passage[start:end]).split()).replace('"', "'")  # its own [n]s would cite
+    return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 def _product(hit: ScoredChunk) -> str:

@@ -11,7 +11,7 @@ from rag.decisions import AnswerPolicy
 from rag.errors import ConfigError, RagError, RerankerError
 from rag.feedback import FeedbackStore
 from rag.index import IndexFolder, LoadedIndex, open_index
-from rag.llm import OpenAICompatibleLLM
+from rag.llm import GuardedLLM, OpenAICompatibleLLM
 from rag.llm.server import VLLMServer
 from rag.pipeline import RagPipeline
 from rag.prompting import load_token_counter
@@ -36,7 +36,7 @@ class Runtime:
     connection closed) when the last request using it drops its reference.
     """
 
-    def __init__(self, settings: Settings, *, embedder: Embedder, llm: OpenAICompatibleLLM, prompt: PromptTemplate,
+    def __init__(self, settings: Settings, *, embedder: Embedder, llm: GuardedLLM, prompt: PromptTemplate,
                  ) -> None:
         self._settings = settings
         self._embedder = embedder
@@ -48,7 +48,7 @@ class Runtime:
         talk = settings.conversations
         self.conversations = ConversationStore(talk.resolved_path(settings.index.dir), ttl_s=talk.ttl_s,
                                                max_turns=talk.max_turns)
-        self.feedback = FeedbackStore(settings.feedback.resolved_path(settings.index.dir))
+        self.feedback = FeedbackStore(settings.feedback.resolved_url(settings.index.dir))
 
     @property
     def pipeline(self) -> RagPipeline:
@@ -58,9 +58,14 @@ class Runtime:
     def index(self) -> LoadedIndex:
         return self._active[1]
 
+    @property
+    def folder(self) -> IndexFolder:
+        """The index folder whose current version this runtime follows."""
+        return IndexFolder(self._settings.index.dir)
+
     def reload_if_changed(self) -> bool:
         """Switch to the folder's current version if it is another one; False when nothing changed."""
-        current = IndexFolder(self._settings.index.dir).current()
+        current = self.folder.current()
         if current is None or current == self.index.version:
             return False
         try:
@@ -88,6 +93,7 @@ class Runtime:
             prompt_budget_tokens=llm.context_tokens - llm.max_tokens - llm.prompt_margin_tokens,
             count_tokens=load_token_counter(tokenizer), condense_turns=options.conversations.condense_turns,
             condense_max_tokens=llm.condense_max_tokens, structured_output=llm.structured_output != "off",
+            on_llm_failure=answer.on_llm_failure,
         )
         return pipeline, index
 
@@ -168,4 +174,6 @@ def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Ru
     except (LookupError, ValueError) as exc:  # no such prompt, or a broken template (prompts.TemplateError)
         raise ConfigError(f"{exc} (RAG_LLM__PROMPT / RAG_LLM__PROMPT_VERSION)") from exc
     embedder = embedder or build_embedder(settings)
-    return Runtime(settings, embedder=embedder, llm=build_llm(settings, stop=prompt.stop), prompt=prompt)
+    guarded = GuardedLLM(build_llm(settings, stop=prompt.stop), deadline_s=llm.deadline_s,
+                         failures=llm.breaker_failures, reset_s=llm.breaker_reset_s)
+    return Runtime(settings, embedder=embedder, llm=guarded, prompt=prompt)

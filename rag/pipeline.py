@@ -1,13 +1,18 @@
 """The core pipeline: question -> retrieval -> grounded prompt -> LLM -> answer with citations.
 
-The CLI and the HTTP API are thin shells over `RagPipeline`.
+The CLI and the HTTP API are thin shells over `RagPipeline`. While the LLM server is down (a server
+fault, `rag.llm.guard.is_server_fault`, the open circuit breaker included), `on_llm_failure` decides:
+"error" raises it (the API answers 503/504/502); "extractive" escalates with the best passages quoted
+(`AnswerPolicy.degraded`), and a follow-up that cannot be rewritten is asked joined to the previous question.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -15,20 +20,24 @@ import anyio.to_thread
 
 import prompts
 from prompts import PromptTemplate
+from rag import metrics
 from rag.answer_format import StructuredStream, answer_schema, parse_answer
 from rag.conversations import condense_messages, standalone
 from rag.decisions import AnswerPolicy, Outcome
-from rag.errors import AnswerFormatError, InputError, LLMEmptyResponseError
+from rag.errors import AnswerFormatError, InputError, LLMEmptyResponseError, LLMError
 from rag.grounding import split_sentences
 from rag.injection import find_instructions
+from rag.llm.guard import is_server_fault
 from rag.prompting import TokenCounter, make_citations, pack_messages
 from rag.protocols import LLMClient, Retriever
 from rag.tokenizer import TextTokenizer
 from rag.types import Answer, Filters, Message, ScoredChunk, Turn
 
-__all__ = ["RagPipeline", "StreamEvent", "StreamUnit"]
+__all__ = ["OnLLMFailure", "RagPipeline", "StreamEvent", "StreamUnit"]
 
+log = logging.getLogger("rag.pipeline")
 StreamUnit = Literal["token", "sentence"]
+OnLLMFailure = Literal["error", "extractive"]
 _MARKERS_ONLY = re.compile(r"[\s\[\]\d]*")  # what may follow a full stop before the next sentence starts
 
 
@@ -61,6 +70,7 @@ class RagPipeline:
         condense_turns: int = 4,
         condense_max_tokens: int = 64,
         structured_output: bool = False,
+        on_llm_failure: OnLLMFailure = "error",
     ) -> None:
         self.retriever = retriever
         self.llm = llm
@@ -75,6 +85,7 @@ class RagPipeline:
         self.condense_prompt = condense_prompt or prompts.load("condense")
         self._condense_turns, self._condense_max_tokens = condense_turns, condense_max_tokens
         self._structured = structured_output  # ask for JSON (rag.answer_format); the client falls back to text
+        self.on_llm_failure = on_llm_failure
 
     async def ask(self, question: str, *, top_k: int | None = None, filters: Filters | None = None,
                   history: Sequence[Turn] = ()) -> Answer:
@@ -85,12 +96,17 @@ class RagPipeline:
         if outcome is None:
             messages, hits = self._pack(question, hits)  # from here on, hits are the passages shown, numbered so
             tick = time.perf_counter()
+            degraded: Outcome | None = None
             try:
                 raw = await self.llm.complete(messages, schema=self._schema(hits))
             except LLMEmptyResponseError:
                 raw = ""  # reviewed below: an empty answer escalates instead of failing the request
+            except LLMError as exc:
+                if not self._degrades(exc):
+                    raise
+                raw, degraded = "", self._degraded(question, hits, exc)
             timings["generate"] = _ms_since(tick)
-            outcome = self._settle(raw, hits)
+            outcome = degraded or self._settle(raw, hits)
         timings["total"] = round(sum(timings.values()), 2)
         return self._answer(outcome, hits, timings, rewritten)
 
@@ -119,23 +135,30 @@ class RagPipeline:
             render = StructuredStream(len(hits)) if schema is not None else None  # JSON in, answer text out
             tick = time.perf_counter()
             parts: list[str] = []
+            degraded: Outcome | None = None
             try:
-                async for delta in self.llm.stream(messages, schema=schema):
-                    if not parts:
-                        timings["first_token"] = _ms_since(tick)
-                    parts.append(delta)
-                    text = render.feed(delta) if render else delta
-                    visible = gate.feed(text) if gate and text else text
-                    if relay and visible:
-                        shown += visible
-                        yield StreamEvent("delta", {"text": visible})
+                async with _closing(self.llm.stream(messages, schema=schema)) as deltas:
+                    async for delta in deltas:
+                        if not parts:
+                            timings["first_token"] = _ms_since(tick)
+                        parts.append(delta)
+                        text = render.feed(delta) if render else delta
+                        visible = gate.feed(text) if gate and text else text
+                        if relay and visible:
+                            shown += visible
+                            yield StreamEvent("delta", {"text": visible})
             except LLMEmptyResponseError:
                 parts.clear()  # escalates in review, like an empty non-streamed answer
-            if render and relay and not gate and (tail := render.finish()):
+            except LLMError as exc:
+                if not self._degrades(exc):
+                    raise
+                degraded = self._degraded(question, hits, exc)
+            if degraded is None and render and relay and not gate and (tail := render.finish()):
                 yield StreamEvent("delta", {"text": tail})
             timings["generate"] = _ms_since(tick)
-            outcome = self._settle("".join(parts), hits)
-            relay = relay and gate is None  # tokens: 'done' corrects them; sentences: end with the final text
+            outcome = degraded or self._settle("".join(parts), hits)
+            # tokens: 'done' corrects them; sentences, or the passages instead: end with the final text
+            relay = relay and gate is None and degraded is None
         if not relay and (rest := _rest(shown, outcome.text)):
             yield StreamEvent("delta", {"text": rest})
         answer = self._answer(outcome, hits, timings, rewritten)
@@ -161,11 +184,23 @@ class RagPipeline:
         return self.policy.review(text, hits, self._tokenizer, refusal=self.prompt.refusal or self.policy.handoff_message,
                                   answerable=answerable, dropped_citations=dropped)
 
+    def _degrades(self, exc: LLMError) -> bool:
+        """True when the model's failure is answered with passages instead of raised."""
+        return self.on_llm_failure == "extractive" and is_server_fault(exc)
+
+    def _degraded(self, question: str, hits: list[ScoredChunk], exc: LLMError) -> Outcome:
+        return self.policy.degraded(question, hits, self._tokenizer, _cause(exc))
+
     def _answer(self, outcome: Outcome, hits: list[ScoredChunk], timings: dict[str, float], rewritten: str) -> Answer:
-        cited = outcome.text if outcome.decision == "answer" else ""
-        return Answer(outcome.text, make_citations(cited, hits, tokenizer=self._tokenizer), self.llm.model,
-                      self.index_version, timings, outcome.decision, outcome.reason, outcome.confidence,
-                      outcome.removed, self.prompt.id, outcome.options, rewritten)
+        """The answer every path ends with, counted in the metrics once."""
+        cited = outcome.text if outcome.decision == "answer" or outcome.extractive else ""
+        answer = Answer(outcome.text, make_citations(cited, hits, tokenizer=self._tokenizer), self.llm.model,
+                        self.index_version, timings, outcome.decision, outcome.reason, outcome.confidence,
+                        outcome.removed, self.prompt.id, outcome.options, rewritten)
+        metrics.record_answer(answer.decision, len(answer.removed), timings)
+        if outcome.extractive:
+            metrics.DEGRADED.inc()
+        return answer
 
     def retrieve(self, question: str, *, top_k: int | None = None, filters: Filters | None = None) -> list[ScoredChunk]:
         """Retrieval alone, for `rag ask --retrieve-only`, evaluation and the LangChain adapter."""
@@ -192,6 +227,11 @@ class RagPipeline:
                 condense_messages(self.condense_prompt, history, question, max_turns=self._condense_turns),
                 max_tokens=self._condense_max_tokens, stop=self.condense_prompt.stop)
         except LLMEmptyResponseError:
+            reply = ""
+        except LLMError as exc:
+            if not self._degrades(exc):
+                raise
+            log.info("follow-up asked with the previous question, not rewritten: %s", exc)
             reply = ""
         if timings is not None:
             timings["condense"] = _ms_since(tick)
@@ -253,6 +293,22 @@ def _done(answer: Answer, timings: dict[str, float]) -> dict[str, Any]:
         "standalone_question": answer.standalone_question, "model": answer.model, "prompt": answer.prompt,
         "index_version": answer.index_version, "timings_ms": timings,
     }
+
+
+@asynccontextmanager
+async def _closing(stream: AsyncIterator[str]) -> AsyncIterator[AsyncIterator[str]]:
+    """`stream`, closed on the way out when it can be (an async generator): a reader that hangs up
+    closes the model's HTTP stream now, not whenever the garbage collector gets to it."""
+    try:
+        yield stream
+    finally:
+        if isinstance(stream, AsyncGenerator):
+            await stream.aclose()
+
+
+def _cause(exc: LLMError) -> str:
+    """An error's cause without its fix: our messages read "cause: fix"."""
+    return str(exc).rsplit(": ", 1)[0]
 
 
 def _ms_since(tick: float) -> float:

@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from rag import metrics
 from rag.index import Bm25Index, ChunkStore, LoadedIndex
 from rag.protocols import Embedder, Reranker, VectorIndex, Vectors
 from rag.ranking import FusionMethod, SourcePriors, collapse_duplicates, demote_superseded, diversify, fuse
@@ -119,17 +120,19 @@ class HybridRetriever:
                    tokenizer=tokenizer, **options)  # type: ignore[arg-type]
 
     def retrieve(self, question: str, *, top_k: int, filters: Filters | None = None) -> list[ScoredChunk]:
-        allowed = None if filters is None or filters.is_empty() else self._store.ids_matching(filters)
-        if allowed is not None and not allowed:
-            return []
-        depth = max(self._candidates, top_k * 4)
-        query = self._embedder.embed_query(question) if self.mode != "bm25" else None
-        terms = self._tokenizer.tokens(question) if self.mode != "dense" else []
-        lists: dict[str, list[tuple[int, float]]] = {}
-        if query is not None:
-            lists["dense"] = self._vectors.search(query, depth, allowed_ids=allowed)
-        if self.mode != "dense":
-            lists["bm25"] = self._lexical.search(terms, depth, allowed_ids=allowed)
+        with metrics.timed("embed"):
+            query = self._embedder.embed_query(question) if self.mode != "bm25" else None
+        with metrics.timed("search"):  # the metadata filter (SQL), the vector and the BM25 searches
+            allowed = None if filters is None or filters.is_empty() else self._store.ids_matching(filters)
+            if allowed is not None and not allowed:
+                return []
+            depth = max(self._candidates, top_k * 4)
+            terms = self._tokenizer.tokens(question) if self.mode != "dense" else []
+            lists: dict[str, list[tuple[int, float]]] = {}
+            if query is not None:
+                lists["dense"] = self._vectors.search(query, depth, allowed_ids=allowed)
+            if self.mode != "dense":
+                lists["bm25"] = self._lexical.search(terms, depth, allowed_ids=allowed)
         ranked = self._rank(question, lists)
         ordered = demote_superseded(collapse_duplicates([c.chunk for c in ranked]))
         chosen = diversify(ordered, max_per_document=self._max_per_document)
@@ -153,7 +156,9 @@ class HybridRetriever:
     def _rerank(self, question: str, candidates: list[_Candidate]) -> list[_Candidate]:
         assert self._reranker is not None
         head, tail = candidates[: self._rerank_top_n], candidates[self._rerank_top_n :]
-        for candidate, probability in zip(head, self._reranker.score(question, [c.chunk.text for c in head]), strict=True):
+        with metrics.timed("rerank"):
+            probabilities = self._reranker.score(question, [c.chunk.text for c in head])
+        for candidate, probability in zip(head, probabilities, strict=True):
             candidate.signals["rerank"] = probability
             candidate.fused = probability
         head.sort(key=lambda c: c.key, reverse=True)

@@ -11,11 +11,13 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 __all__ = [
+    "ApiKeySpec",
     "ApiSettings",
+    "AuthSettings",
     "ChunkingSettings",
     "ConversationSettings",
     "EmbeddingSettings",
@@ -106,6 +108,9 @@ class AnswerSettings(BaseModel):
     clarify_margin: float = Field(0.1, ge=0, le=1, description="products whose best passage is this close to the "
                                   "best one count as matches; several matches, none named: clarify. 0 = never")
     clarify_message: str = Field("Which product do you mean: {options}?", description="{options}: the products")
+    on_llm_failure: Literal["error", "extractive"] = Field(
+        "error", description="while the LLM server is down (unreachable, timing out, 5xx, circuit open): error: /ask "
+        "answers 503/504; extractive: the best passages, cited, with decision escalate")
 
 
 class ConversationSettings(BaseModel):
@@ -126,9 +131,15 @@ class FeedbackSettings(BaseModel):
 
     path: Path | None = Field(None, description="SQLite file of feedback records (never purged by the conversation "
                               "TTL); unset: feedback.sqlite3 beside the index folder")
+    url: str | None = Field(None, description="any SQLAlchemy URL instead of the SQLite file, e.g. "
+                            "postgresql+psycopg://user:pass@host/db")
 
     def resolved_path(self, index_dir: Path) -> Path:
         return self.path or index_dir.parent / "feedback.sqlite3"
+
+    def resolved_url(self, index_dir: Path) -> str:
+        """The SQLAlchemy URL of the feedback store: `url`, else the SQLite file."""
+        return self.url or f"sqlite:///{self.resolved_path(index_dir)}"
 
 
 class LLMSettings(BaseModel):
@@ -152,6 +163,11 @@ class LLMSettings(BaseModel):
         "auto", description="ask for a JSON answer whose citations can only be the passages given (vLLM guided "
         "decoding); auto: fall back to free text with [n] markers if the server refuses it")
     condense_max_tokens: int = Field(64, ge=8, description="longest rewrite of a follow-up into a standalone question")
+    deadline_s: float = Field(120.0, gt=0, description="the longest one answer may take, streamed or not, whatever "
+                              "the server does (a slow trickle of tokens included)")
+    breaker_failures: int = Field(5, ge=0, description="consecutive server faults (unreachable, timeout, 5xx, cut "
+                                  "stream) after which calls fail fast for breaker_reset_s; 0 = no circuit breaker")
+    breaker_reset_s: float = Field(15.0, gt=0, description="how long the circuit stays open before one trial call")
     prompt: str = "answer"
     prompt_version: str = "latest"
 
@@ -170,12 +186,47 @@ class LLMServerSettings(BaseModel):
     startup_timeout_s: float = 900.0
 
 
+class ApiKeySpec(BaseModel):
+    """One caller's key, as stored: a name for logs and metrics, the key's hash (never the key), its scopes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$", description="sha256:<hex> of the key (`rag keys create`)")
+    scopes: list[Literal["ask", "feedback", "metrics", "admin"]] = Field(min_length=1)
+    rate_per_minute: float | None = Field(None, gt=0, description="this key's own rate limit")
+
+
+class AuthSettings(BaseModel):
+    """Who may call the API: API keys with scopes, stored hashed; on unless switched off explicitly."""
+
+    enabled: bool = Field(True, description="false: no key needed (local use only; the server warns loudly)")
+    keys: list[ApiKeySpec] = Field(default_factory=list, description="keys given in the settings themselves")
+    keys_file: Path | None = Field(None, description="TOML file of [[keys]] (`rag keys create` appends to it); "
+                                   "unset: api-keys.toml beside the index folder")
+    rate_per_minute: float = Field(600.0, gt=0, description="requests per minute per key (per client address with "
+                                   "auth off), refilled continuously")
+    burst: int = Field(30, ge=1, description="requests a key may send at once before the rate applies")
+
+    def resolved_keys_file(self, index_dir: Path) -> Path:
+        return self.keys_file or index_dir.parent / "api-keys.toml"
+
+
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8080
     served_model_name: str = Field("rag", min_length=1, description="the model name /v1/models lists and "
                                    "/v1/chat/completions expects")
     max_question_chars: int = Field(2000, ge=1)
+    max_body_bytes: int = Field(65536, ge=1024, description="larger request bodies are refused with 413")
+    max_messages: int = Field(40, ge=1, description="messages one /v1/chat/completions request may carry")
+    max_in_flight: int = Field(16, ge=1, description="answers being worked on at once; beyond, 503 at once "
+                               "(with Retry-After) instead of a growing queue")
+    cors_origins: list[str] = Field(default_factory=list, description='origins browsers may call from; ["*"] = any')
+    shutdown_grace_s: int = Field(30, ge=0, description="on SIGTERM, how long requests in flight may finish")
+    ready_cache_s: float = Field(5.0, ge=0, description="how long /ready reuses its last probe of the LLM server")
+    log_format: Literal["json", "text"] = Field("json", description="`rag serve` logs: one JSON object per line, "
+                                                "or text for a terminal")
 
 
 class Settings(BaseSettings):
@@ -195,6 +246,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     llm_server: LLMServerSettings = LLMServerSettings()
     api: ApiSettings = ApiSettings()
+    auth: AuthSettings = AuthSettings()
 
     @classmethod
     def settings_customise_sources(

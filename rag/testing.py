@@ -6,7 +6,9 @@
 
 Both honour a JSON schema as vLLM's guided decoding does: asked for one (`schema=`, or a
 `response_format` of type `json_schema`), they answer `structured_answer`'s JSON, streamed in
-small pieces that split words, escapes and JSON syntax alike.
+small pieces that split words, escapes and JSON syntax alike. The server reports `usage` as vLLM
+does (in a stream, in a last chunk when `stream_options.include_usage` asks): the prompt's words as
+prompt tokens, the reply's pieces as completion tokens.
 """
 
 from __future__ import annotations
@@ -175,12 +177,15 @@ class ScriptedOpenAIServer:
     A `responder` (request body -> reply text) replaces the extractive answers, for other roles.
     A `response_format` of type `json_schema` gets `structured_answer`'s JSON, as from vLLM's guided
     decoding; with `structured=False` the server is one without structured output, answering 400 to it.
+    With `stream_usage=False` it is one without `stream_options`, answering 400 to them.
+    A `port` (default: any free one) lets a test start the server where a client already knocks in vain.
     """
 
     def __init__(self, *, model: str = "scripted", delay_s: float = 0.0, structured: bool = True,
-                 responder: Responder | None = None) -> None:
+                 responder: Responder | None = None, stream_usage: bool = True, port: int = 0) -> None:
         self.model = model
         self.structured = structured
+        self.stream_usage = stream_usage
         self.responder = responder  # when set, writes every chat reply (another role than answering: a judge)
         self.fault: str | None = None
         self.delay_s = delay_s
@@ -190,7 +195,7 @@ class ScriptedOpenAIServer:
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._httpd = _QuietHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._httpd = _QuietHTTPServer(("127.0.0.1", port), _handler(self))
         self._httpd.daemon_threads = True
         # a short poll lets `__exit__` return at once instead of after serve_forever's default 0.5 s
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
@@ -266,8 +271,10 @@ def _handler(server: ScriptedOpenAIServer) -> type[BaseHTTPRequestHandler]:
             if body.get("model") != server.model:
                 self._json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
                 return
-            if "response_format" in body and not server.structured:
-                self._json(400, {"error": {"message": "response_format is not supported by this server",
+            refused = [k for k, ok in (("response_format", server.structured), ("stream_options", server.stream_usage))
+                       if k in body and not ok]
+            if refused:
+                self._json(400, {"error": {"message": f"{refused[0]} is not supported by this server",
                                            "type": "BadRequestError", "code": 400}})
                 return
             text, exact = (server.responder(body), True) if server.responder and not fault else _reply(body, fault)
@@ -275,10 +282,12 @@ def _handler(server: ScriptedOpenAIServer) -> type[BaseHTTPRequestHandler]:
             if kind == "drop_stream":
                 self._cut_short(_pieces(text, exact=exact), fault.tokens if fault else 0, stream=stream)
             elif stream:
-                self._stream(_tokens(_pieces(text, exact=exact), fault),
+                pieces = _pieces(text, exact=exact)
+                usage = [{"choices": [], "usage": _usage(body, pieces)}] if _asks_usage(body) else []
+                self._stream(_tokens(pieces, fault) + usage,
                              pause_s=fault.seconds if fault and kind == "slow_stream" else 0.0)
             else:
-                self._json(200, _completion(server.model, text, fault))
+                self._json(200, _completion(server.model, text, fault, body))
 
         def _misbehave(self, fault: Fault | None, *, stream: bool) -> bool:
             """Apply a transport-level fault; True when it has answered (or hung up)."""
@@ -356,7 +365,7 @@ def _handler(server: ScriptedOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 for chunk in _tokens(pieces, None)[:tokens]:
                     self._chunk(_event(server.model, chunk))
             else:
-                data = json.dumps(_completion(server.model, "".join(pieces), None)).encode()
+                data = json.dumps(_completion(server.model, "".join(pieces), None, {})).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -397,12 +406,24 @@ def _event(model: str, chunk: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(payload)}\n\n".encode()
 
 
-def _completion(model: str, text: str, fault: Fault | None) -> dict[str, Any]:
+def _completion(model: str, text: str, fault: Fault | None, body: dict[str, Any]) -> dict[str, Any]:
     kind = fault.kind if fault else ""
     content = fault.content if fault and kind == "empty" else text
     choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
     return {
         "id": "c1", "object": "chat.completion", "created": 0, "model": model,
         "choices": [] if kind == "no_choices" else [choice],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        "usage": _usage(body, _pieces(content or "", exact=True)),
     }
+
+
+def _asks_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+def _usage(body: dict[str, Any], pieces: list[str]) -> dict[str, int]:
+    """Token counts as a server reports them: the prompt's words, the reply's pieces (at least 1 each)."""
+    prompt = max(1, sum(len(str(m.get("content", "")).split()) for m in body.get("messages", [])))
+    completion = max(1, len(pieces))
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}

@@ -13,8 +13,15 @@ What each misbehaviour becomes. "Retried" means sent once more, after `retry_bac
     200 whose body is not JSON or not a completion     not retried  LLMResponseError
     stream closed after some tokens                    not retried  LLMResponseError
     HTTP 400, 422 to a request with a response_format  "auto": resent once without it; "on": LLMResponseError
+    HTTP 400, 422 naming a stream's stream_options     resent once without them (see below)
 
 A stream is retried only while it has not yielded a token.
+
+Token usage. The `usage` a reply reports is added to `rag.metrics.LLM_TOKENS` (prompt, completion); a
+stream asks for it with `stream_options={"include_usage": True}` (vLLM sends it in a last chunk). A
+server that reports none counts nothing. One that answers 400 or 422 naming stream_options (other
+400s, a prompt too long, are not resent) is asked once more without them and, if that is accepted,
+never sent them again (one warning).
 
 Structured output. Given a JSON `schema` (see `rag.answer_format.answer_schema`), `complete` and
 `stream` send it as `response_format` (`json_schema`, strict) and leave the stop sequences out,
@@ -31,13 +38,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
 from email.utils import parsedate_to_datetime
 from time import time
 from typing import Any, Literal, TypeVar, get_args
 
 import openai
 
+from rag import metrics
 from rag.errors import (
     ConfigError,
     LLMEmptyResponseError,
@@ -55,7 +64,8 @@ T = TypeVar("T")
 StructuredOutput = Literal["auto", "on", "off"]
 
 _RETRIED_STATUS = frozenset({429, 502, 503, 504})
-_SCHEMA_REFUSED_STATUS = frozenset({400, 422})  # what servers without structured output answer to response_format
+_REFUSED_STATUS = frozenset({400, 422})  # what servers answer to a field they lack (response_format, stream_options)
+_USAGE = {"include_usage": True}  # stream_options: a last chunk with the token usage
 # What the openai client lets through when a 200 body is not what it expects (not JSON, not a completion).
 _MALFORMED = (ValueError, TypeError, AttributeError)
 
@@ -106,6 +116,7 @@ class OpenAICompatibleLLM:
         self._stop = list(stop)
         self._structured_mode: StructuredOutput = structured_output
         self._schemas_refused = False  # "auto" found that this server lacks structured output
+        self._usage_refused = False  # this server refused stream_options: streams no longer ask for usage
         self._client = openai.AsyncOpenAI(
             base_url=self._base_url, api_key=api_key, max_retries=max_retries,
             timeout=openai.Timeout(timeout_s, connect=connect_timeout_s),
@@ -139,20 +150,23 @@ class OpenAICompatibleLLM:
         self._give_up_schemas()
         return text
 
-    async def stream(self, messages: Sequence[Message], *, schema: Mapping[str, Any] | None = None) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[Message], *, schema: Mapping[str, Any] | None = None,
+                     ) -> AsyncGenerator[str, None]:
         """The answer's tokens as they come; as `complete` for `schema`, the refusal seen before any token."""
         params, sent = self._request(schema), 0
         try:
-            async for token in self._stream_retrying(messages, params):
-                sent += 1
-                yield token
+            async with aclosing(self._stream_retrying(messages, params)) as tokens:
+                async for token in tokens:
+                    sent += 1
+                    yield token
             return
         except LLMResponseError as error:
             if sent or not self._schema_refused(error, params):
                 raise
-        async for token in self._stream_retrying(messages, self._request(None)):
-            self._give_up_schemas()
-            yield token
+        async with aclosing(self._stream_retrying(messages, self._request(None))) as tokens:
+            async for token in tokens:
+                self._give_up_schemas()
+                yield token
 
     def _request(self, schema: Mapping[str, Any] | None) -> dict[str, Any]:
         """Sampling parameters: the schema as response_format without stop sequences (they can cut JSON), or the stops."""
@@ -165,7 +179,7 @@ class OpenAICompatibleLLM:
         """True when "auto" should resend without the schema; under "on" a refusal is raised saying how to fix it."""
         cause = error.__cause__
         if "response_format" not in params or not (
-            isinstance(cause, openai.APIStatusError) and cause.status_code in _SCHEMA_REFUSED_STATUS
+            isinstance(cause, openai.APIStatusError) and cause.status_code in _REFUSED_STATUS
         ):
             return False
         if self._structured_mode == "auto":
@@ -185,18 +199,22 @@ class OpenAICompatibleLLM:
         reply = await self._retrying("chat completion", lambda: self._client.chat.completions.create(
             model=self._model, messages=_wire(messages), **params
         ))
+        _count_usage(getattr(reply, "usage", None))
         return self._text(reply)
 
-    async def _stream_retrying(self, messages: Sequence[Message], params: Mapping[str, Any]) -> AsyncIterator[str]:
+    async def _stream_retrying(self, messages: Sequence[Message], params: Mapping[str, Any],
+                               ) -> AsyncGenerator[str, None]:
         """One stream, retried once only if it fails before its first token."""
         try:
-            async for token in self._stream_once(messages, params, may_retry=True):
-                yield token
+            async with aclosing(self._stream_once(messages, params, may_retry=True)) as tokens:
+                async for token in tokens:
+                    yield token
             return
         except _RetryableError as retry:
             await self._pause("chat stream", retry.reason, retry.wait_s)
-        async for token in self._stream_once(messages, params, may_retry=False):
-            yield token
+        async with aclosing(self._stream_once(messages, params, may_retry=False)) as tokens:
+            async for token in tokens:
+                yield token
 
     async def models(self) -> list[str]:
         """The model names the server serves (a cheap readiness probe)."""
@@ -230,16 +248,15 @@ class OpenAICompatibleLLM:
 
     async def _stream_once(
         self, messages: Sequence[Message], params: Mapping[str, Any], *, may_retry: bool
-    ) -> AsyncIterator[str]:
-        sent, held, finish, started = 0, "", None, False
+    ) -> AsyncGenerator[str, None]:
+        sent, held, finish, started, usage = 0, "", None, False, None
         try:
-            events = await self._client.chat.completions.create(
-                model=self._model, messages=_wire(messages), stream=True, **params
-            )
+            events = await self._open_stream(messages, params)
             started = True
             async with events:
                 async for event in events:
                     piece, finish = _piece(event, finish)
+                    usage = getattr(event, "usage", None) or usage
                     if not sent and not piece.strip():
                         held += piece  # leading whitespace is not a token yet: a retry stays possible
                         continue
@@ -253,8 +270,28 @@ class OpenAICompatibleLLM:
             raise self._stream_error(exc, sent, started) from exc
         except _MALFORMED as exc:
             raise LLMResponseError(self._malformed("chat stream event", str(exc))) from exc
+        _count_usage(usage)
         if not sent:
             raise self._empty(finish)
+
+    async def _open_stream(self, messages: Sequence[Message], params: Mapping[str, Any]) -> Any:
+        """The streamed response, asking for its token usage until the server refuses stream_options."""
+        def create(**usage: Any) -> Awaitable[Any]:
+            return self._client.chat.completions.create(
+                model=self._model, messages=_wire(messages), stream=True, **params, **usage)
+
+        if self._usage_refused:
+            return await create()
+        try:
+            return await create(stream_options=_USAGE)
+        except openai.APIStatusError as exc:
+            if exc.status_code not in _REFUSED_STATUS or "stream_options" not in f"{exc.message} {exc.body}":
+                raise
+        events = await create()  # when refused too, the refusal was about more than usage: raised, usage still asked
+        self._usage_refused = True
+        log.warning("LLM server at %s refused stream_options (include_usage): the tokens of streamed answers "
+                    "are not counted in rag_llm_tokens from now on", self._base_url)
+        return events
 
     async def _pause(self, what: str, reason: str, wait_s: float) -> None:
         self.retries += 1
@@ -344,6 +381,14 @@ def _piece(event: object, finish: object) -> tuple[str, Any]:
         return "", finish
     content = getattr(getattr(choices[0], "delta", None), "content", None)
     return (content if isinstance(content, str) else ""), getattr(choices[0], "finish_reason", None) or finish
+
+
+def _count_usage(usage: object) -> None:
+    """Add the tokens a reply says it used to the metrics; a server that does not say counts nothing."""
+    for kind in ("prompt", "completion"):
+        tokens = getattr(usage, f"{kind}_tokens", None)
+        if isinstance(tokens, int) and tokens > 0:
+            metrics.LLM_TOKENS.labels(kind).inc(tokens)
 
 
 def _is_connect_timeout(exc: BaseException) -> bool:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from rag.api import create_app
+from rag.api.keys import KeyRing
 from rag.errors import LLMEmptyResponseError, LLMError, LLMResponseError, LLMTimeoutError, LLMUnavailableError
 from rag.factory import build_runtime
 from rag.llm import OpenAICompatibleLLM
@@ -269,7 +270,7 @@ def test_faults_apply_one_request_each_then_answers_resume(llm_server: ScriptedO
 def ask_url(tiny_index: Path, llm_server: ScriptedOpenAIServer) -> Iterator[str]:
     settings = Settings(index={"dir": tiny_index}, embedding={"backend": "hash", "model": "hash-64"},
                         llm={"base_url": llm_server.base_url, "model": "scripted", "timeout_s": 0.5})
-    with running(create_app(lambda: build_runtime(settings))) as url:
+    with running(create_app(lambda: build_runtime(settings), keys=KeyRing.off())) as url:
         yield f"{url}/ask"
 
 
