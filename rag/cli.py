@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -26,6 +27,8 @@ llm_app = typer.Typer(no_args_is_help=True, help="The local vLLM server.")
 app.add_typer(llm_app, name="llm")
 index_app = typer.Typer(no_args_is_help=True, help="Index versions: show, list, roll back.")
 app.add_typer(index_app, name="index")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys of `rag serve`: create, list, revoke.")
+app.add_typer(keys_app, name="keys")
 console = Console()
 err = Console(stderr=True)
 
@@ -74,24 +77,48 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
     llm_url: Annotated[str | None, typer.Option("--llm-url", help="OpenAI-compatible base URL.")] = None,
 ) -> None:
-    """Serve the HTTP API (POST /ask, GET /health, docs at /docs).
+    """Serve the HTTP API (POST /ask, /feedback, /v1, /admin; GET /health, /ready, /metrics; docs at /docs).
+
+    Callers need an API key (`rag keys create`) unless RAG_AUTH__ENABLED=false (local use only).
+    On SIGTERM, requests in flight get RAG_API__SHUTDOWN_GRACE_S seconds to finish.
 
     Example: rag serve --port 8080 --llm-url http://127.0.0.1:8000/v1
     """
     import uvicorn
 
     from rag.api import create_app
+    from rag.api.keys import load_keyring
+    from rag.api.limits import RateLimiter
+    from rag.api.logs import configure_logging
     from rag.factory import build_runtime
     from rag.index import open_index
 
     settings = settings_with(index__dir=index, api__host=host, api__port=port, llm__base_url=llm_url)
+    options, auth = settings.api, settings.auth
+    keys_file = auth.resolved_keys_file(settings.index.dir)
+    keys = guarded(lambda: load_keyring(auth, keys_file))
+    if keys.enabled and not keys.keys:
+        exit_with(ConfigError(f"authentication is on but no API keys are configured ({keys_file} has none): create "
+                              "one with `rag keys create --name bot --scopes ask,feedback`, or set "
+                              "RAG_AUTH__ENABLED=false for local use only"))
     guarded(lambda: open_index(settings.index.dir).close())  # fail fast, with the fix, before binding
-    console.print(f"API on http://{settings.api.host}:{settings.api.port} (docs at /docs); "
-                  f"LLM at {settings.llm.base_url}")
-    app = create_app(lambda: build_runtime(settings), reload_interval_s=settings.index.reload_interval_s,
-                     served_model_name=settings.api.served_model_name)
-    uvicorn.run(app, host=settings.api.host,
-                port=settings.api.port, log_level="info")
+    configure_logging(options.log_format)
+    if not keys.enabled:
+        err.print("[bold red]WARNING: authentication is OFF (RAG_AUTH__ENABLED=false): anyone who can reach "
+                  f"{options.host}:{options.port} can use every route. Local use only.[/]", highlight=False)
+    else:
+        err.print(f"{len(keys.keys)} API key(s) from the settings and {keys_file} (re-read when it changes)",
+                  highlight=False)
+    err.print(f"API on http://{options.host}:{options.port} (docs at /docs); LLM at {settings.llm.base_url}",
+              highlight=False)
+    app = create_app(lambda: build_runtime(settings), keys=keys, api=options,
+                     limiter=RateLimiter(auth.rate_per_minute, auth.burst),
+                     reload_interval_s=settings.index.reload_interval_s)
+    # uvicorn finishes the requests in flight on SIGTERM, then raises the signal again to the handler it found:
+    # make that an exit with status 0, so process managers see a clean stop rather than a death by signal (143).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    uvicorn.run(app, host=options.host, port=options.port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=options.shutdown_grace_s)
 
 
 DocTypeOpt = Annotated[list[str] | None, typer.Option("--doc-type", help="doc, policy or ticket (repeatable).")]
@@ -122,6 +149,8 @@ def ask(
         "--conversation", help="Ask a follow-up in this conversation (the id printed with an earlier answer).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")] = False,
     index: IndexOpt = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="RAG_API_KEY", show_default=False,
+                                                help="With --server: the API key [env RAG_API_KEY].")] = None,
 ) -> None:
     """Ask one question and print the answer with its citations.
 
@@ -130,7 +159,8 @@ def ask(
     """
     body: dict[str, Any] = {"question": question, "top_k": top_k, "conversation_id": conversation,
                             "filters": filters_body(doc_type, product, language, effective_on)}
-    result = _ask_server(server, body) if server else guarded(lambda: asyncio.run(_ask_local(index, body)))
+    result = (_ask_server(server, body, api_key) if server
+              else guarded(lambda: asyncio.run(_ask_local(index, body))))
     if as_json:
         console.print_json(json.dumps(result, ensure_ascii=False))
     else:
@@ -231,18 +261,19 @@ async def _ask_local(index: Path | None, body: dict[str, Any]) -> dict[str, Any]
     try:
         history = runtime.conversations.history(conversation)
         answer = await runtime.pipeline.ask(body["question"], top_k=body["top_k"], filters=filters, history=history)
-        runtime.conversations.append(conversation, Turn(body["question"], answer.answer),
-                                     standalone=answer.standalone_question, decision=answer.decision)
-        return {**asdict(answer), "conversation_id": conversation}
+        stored = runtime.conversations.append(conversation, Turn(body["question"], answer.answer),
+                                              standalone=answer.standalone_question, decision=answer.decision)
+        return {**asdict(answer), "conversation_id": conversation, "answer_id": stored.answer_id}
     finally:
         await runtime.aclose()
 
 
-def _ask_server(server: str, body: dict[str, Any]) -> dict[str, Any]:
+def _ask_server(server: str, body: dict[str, Any], api_key: str | None) -> dict[str, Any]:
     import httpx
 
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        reply = httpx.post(f"{server.rstrip('/')}/ask", json=body, timeout=300)
+        reply = httpx.post(f"{server.rstrip('/')}/ask", json=body, headers=headers, timeout=300)
     except httpx.HTTPError as exc:
         exit_with(RagError(f"cannot reach the API at {server}: {exc}. Start it with `rag serve`"))
     if reply.status_code != 200:
@@ -334,21 +365,63 @@ def index_rollback(
 
     settings = settings_with(index__dir=index)
     folder = IndexFolder(settings.index.dir)
-
-    def rollback() -> tuple[str | None, str]:
-        with folder.lock(wait_s=wait, purpose="rollback"):
-            before = folder.current()
-            target = version or folder.previous()
-            if target is None:
-                raise IndexFolderError(f"nothing to roll back to: no kept version of {folder.root} is older than "
-                                       f"{before}; name one (see `rag index list`)")
-            if target == before:
-                raise InputError(f"{target} is already the current version")
-            folder.switch(target, verify=True)
-            return before, target
-
-    before, after = guarded(rollback)
+    before, after = guarded(lambda: folder.rollback(version, wait_s=wait))
     console.print(f"{folder.root}: current version {before} -> {after}")
+
+
+KeysFileOpt = Annotated[Path | None, typer.Option("--keys-file", help="Keys file [default: RAG_AUTH__KEYS_FILE or "
+                                                                    "api-keys.toml beside the index folder].")]
+
+
+def _keys_file(keys_file: Path | None, index: Path | None) -> Path:
+    settings = settings_with(index__dir=index)
+    return keys_file or settings.auth.resolved_keys_file(settings.index.dir)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who the key is for (shown in logs and metrics), e.g. support-bot.")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated: ask, feedback, metrics, admin (admin: all).")] = "ask",
+    rate: Annotated[float | None, typer.Option(help="This key's requests per minute [default: RAG_AUTH__RATE_PER_MINUTE].")
+                    ] = None,
+    replace: Annotated[bool, typer.Option(help="Revoke an existing key of that name and make a new one.")] = False,
+    keys_file: KeysFileOpt = None,
+    index: IndexOpt = None,
+) -> None:
+    """Make a key, store only its hash, print the key once (to stdout, nothing else there).
+
+    Example: rag keys create --name support-bot --scopes ask,feedback
+    """
+    from rag.api.keys import add_key
+
+    path = _keys_file(keys_file, index)
+    wanted = [s.strip() for s in scopes.split(",") if s.strip()]
+    key = guarded(lambda: add_key(path, name, wanted, rate_per_minute=rate, replace=replace))
+    err.print(f"key {name!r} ({', '.join(wanted)}) stored as a hash in {path}; it is shown only now:", highlight=False)
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(keys_file: KeysFileOpt = None, index: IndexOpt = None) -> None:
+    """The keys in the keys file: name, scopes, rate, the start of the hash (keys themselves are not kept)."""
+    from rag.api.keys import list_keys
+
+    path = _keys_file(keys_file, index)
+    for spec in guarded(lambda: list_keys(path)):
+        rate = f"{spec.rate_per_minute:g}/min" if spec.rate_per_minute else "default rate"
+        console.print(f"{spec.name}\t{','.join(spec.scopes)}\t{rate}\t{spec.hash[:19]}…", highlight=False)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")], keys_file: KeysFileOpt = None,
+                index: IndexOpt = None) -> None:
+    """Remove a key; a running server refuses it within a second."""
+    from rag.api.keys import remove_key
+
+    path = _keys_file(keys_file, index)
+    if not guarded(lambda: remove_key(path, name)):
+        exit_with(InputError(f"no key named {name!r} in {path}: see `rag keys list`"))
+    console.print(f"revoked {name!r} in {path}")
 
 
 def _register_plugins() -> None:

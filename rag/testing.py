@@ -249,6 +249,7 @@ class _QuietHTTPServer(ThreadingHTTPServer):
 def _handler(server: ScriptedOpenAIServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out at once, not 40 ms apart (delayed ACK)
 
         def log_message(self, format: str, *args: Any) -> None:
             return None

@@ -1,54 +1,90 @@
-"""The FastAPI app factory: POST /ask, POST /feedback, GET /health, OpenAPI docs at /docs."""
+"""The FastAPI app factory: POST /ask, POST /feedback, the /v1 OpenAI routes, /admin, and the probes
+GET /health, GET /ready and GET /metrics; OpenAPI docs at /docs.
+
+Around every route (see rag/api/middleware.py and rag/api/security.py): an API key with the route's
+scope, a rate limit per key, a body size limit, a bound on answers in flight, a request id, security
+headers, an access log line and request metrics.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 
+from rag import metrics
+from rag.api.admin_routes import install_admin_routes
 from rag.api.errors import install_error_handlers, status_for
 from rag.api.feedback_routes import install_feedback_routes
+from rag.api.keys import KeyRing
+from rag.api.limits import InFlight, RateLimiter
+from rag.api.middleware import ServiceMiddleware
 from rag.api.openai_routes import install_openai_routes
-from rag.api.schemas import AskRequest, AskResponse, ErrorOut, HealthOut
+from rag.api.schemas import AskRequest, AskResponse, ErrorOut, HealthOut, ReadyOut
+from rag.api.security import AUTH_ERRORS, KeyFirstRoute, require
 from rag.api.state import current_runtime
 from rag.conversations import new_conversation_id
 from rag.errors import LLMError, RagError
 from rag.factory import Runtime
 from rag.pipeline import StreamEvent
+from rag.settings import ApiSettings, AuthSettings
 from rag.types import Turn
 
-__all__ = ["create_app"]
+__all__ = ["WORK_PATHS", "create_app"]
 
 log = logging.getLogger("rag.api")
 
 RuntimeFactory = Callable[[], Runtime | Awaitable[Runtime]]
+WORK_PATHS = frozenset({"/ask", "/ask/stream", "/v1/chat/completions"})  # what the in-flight bound counts
+_VERSION = "0.1.0"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text}
-    for status, text in ((422, "Invalid question, top_k or filters"), (502, "The LLM server answered with an error"),
-                         (503, "Index or LLM server unavailable"), (504, "The LLM server timed out"))
+    for status, text in ((422, "Invalid question, top_k or filters, or a question over its length limit"),
+                         (502, "The LLM server answered with an error"),
+                         (503, "Index or LLM server unavailable, or too many answers in flight (Retry-After)"),
+                         (504, "The LLM server timed out"))
 }
+_COMMON: dict[int | str, dict[str, Any]] = {
+    **{status: {**doc, "model": ErrorOut} for status, doc in AUTH_ERRORS.items()},
+    413: {"model": ErrorOut, "description": "The request body is over RAG_API__MAX_BODY_BYTES"},
+}
+_AUTH_OFF_WARNING = ("AUTHENTICATION IS OFF: anyone who can reach this port can ask, rate answers, read metrics "
+                     "and roll the index back. For local use only; set RAG_AUTH__ENABLED=true and create keys "
+                     "with `rag keys create` before exposing it.")
 
 
-def create_app(runtime_factory: RuntimeFactory, *, reload_interval_s: float = 0.0,
-               served_model_name: str = "rag") -> FastAPI:
-    """The app builds its runtime at start-up; if that fails, /ask and /health say why (503).
+def create_app(runtime_factory: RuntimeFactory, *, keys: KeyRing, api: ApiSettings | None = None,
+               limiter: RateLimiter | None = None, reload_interval_s: float = 0.0,
+               served_model_name: str | None = None) -> FastAPI:
+    """The app builds its runtime at start-up; if that fails, /ask and /ready say why (503).
 
+    `keys` says who may call: `KeyRing.off()` lets anyone in (and the app warns loudly at start).
     With `reload_interval_s` > 0 it also watches the index folder: a new version published by
     `rag ingest` or `rag index rollback` is served without a restart, and an index that did
     not exist at start-up is picked up as soon as it appears.
     """
+    api = api or ApiSettings()
+    if limiter is None:
+        defaults = AuthSettings()
+        limiter = RateLimiter(defaults.rate_per_minute, defaults.burst)
+    in_flight = InFlight(api.max_in_flight)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime, app.state.startup_error = None, None
+        if not keys.enabled:
+            log.warning(_AUTH_OFF_WARNING)
         await _start(app, runtime_factory)
         watcher = asyncio.create_task(_watch(app, runtime_factory, reload_interval_s)) if reload_interval_s else None
         yield
@@ -57,13 +93,27 @@ def create_app(runtime_factory: RuntimeFactory, *, reload_interval_s: float = 0.
         if app.state.runtime is not None:
             await app.state.runtime.aclose()
 
-    app = FastAPI(title="Support answers (RAG)", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="Support answers (RAG)", version=_VERSION, lifespan=lifespan,
                   description="Grounded, cited answers from the company's own knowledge.")
+    app.state.keyring, app.state.limiter, app.state.api, app.state.in_flight = keys, limiter, api, in_flight
+    app.state.started, app.state.ready_probe = time.monotonic(), None
+    app.router.route_class = KeyFirstRoute  # routes below with require(scope) check the key before the body
     install_error_handlers(app)
-    install_openai_routes(app, served_model_name=served_model_name)  # /v1: the service as an OpenAI model
-    install_feedback_routes(app)  # /feedback: thumbs up/down on an answer of a conversation
+    ask_scope, metrics_scope = [require("ask")], [require("metrics")]
+    install_openai_routes(app, served_model_name=served_model_name or api.served_model_name,
+                          dependencies=ask_scope, responses=_COMMON, max_messages=api.max_messages)
+    install_feedback_routes(app, dependencies=[require("feedback")])
+    install_admin_routes(app, dependencies=[require("admin")], responses=_COMMON)
+    if api.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=api.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+                           expose_headers=["X-Request-ID", "Retry-After"], max_age=600)
+    app.add_middleware(ServiceMiddleware, max_body_bytes=api.max_body_bytes, in_flight=in_flight,
+                       work_paths=WORK_PATHS)
 
-    @app.post("/ask", response_model=AskResponse, responses=_ERRORS)
+    @app.post("/ask", response_model=AskResponse, dependencies=ask_scope, responses={**_ERRORS, 200: {
+        "content": {"text/event-stream": {}}, "description": "The answer; with `stream: true`, server-sent events "
+                                                             "as from /ask/stream"}})
     async def ask(body: AskRequest, request: Request) -> Any:
         """Answer a question from the index, with numbered citations; `stream: true` for SSE."""
         if body.stream:
@@ -72,33 +122,78 @@ def create_app(runtime_factory: RuntimeFactory, *, reload_interval_s: float = 0.
         conversation, history = await _conversation(runtime, body)
         filters = body.filters.to_filters() if body.filters else None
         answer = asdict(await runtime.pipeline.ask(body.question, top_k=body.top_k, filters=filters, history=history))
-        await _remember(runtime, conversation, body.question, answer)
-        return AskResponse.model_validate({**answer, "conversation_id": conversation})
+        answer_id = await _remember(runtime, conversation, body.question, answer)
+        return AskResponse.model_validate({**answer, "conversation_id": conversation, "answer_id": answer_id})
 
-    @app.post("/ask/stream", responses={**_ERRORS, 200: {"content": {"text/event-stream": {}}, "description": (
-        "Server-sent events: `citations`, then `delta` (text as the model writes it), then `done` (the verified "
-        "answer, decision, reason, confidence, removed sentences, citations with spans, timings), or `error`.")}})
+    @app.post("/ask/stream", dependencies=ask_scope, responses={**_ERRORS, 200: {
+        "content": {"text/event-stream": {}}, "description": (
+            "Server-sent events: `citations`, then `delta` (text as the model writes it), then `done` (the verified "
+            "answer, decision, reason, confidence, removed sentences, citations with spans, timings, answer_id), "
+            "or `error`.")}})
     async def ask_stream(body: AskRequest, request: Request) -> StreamingResponse:
         """Stream the answer as it is written; a client that hangs up cancels the LLM request."""
         return await _stream(body, request)
 
-    @app.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}})
-    async def health(request: Request, llm: bool = False) -> Any:
-        """Index status; `?llm=true` also probes the LLM server."""
-        runtime: Runtime | None = request.app.state.runtime
-        if runtime is None:
-            reason = str(request.app.state.startup_error or "starting")
-            return JSONResponse(HealthOut(status="unavailable", reason=reason).model_dump(), status_code=503)
-        out = HealthOut(
-            status="ok", index_version=runtime.index.version, chunks=len(runtime.index.vectors),
-            embedding_model=runtime.index.embedding_model, llm_model=runtime.llm.model,
-            llm_base_url=runtime.llm.base_url, reload_error=runtime.reload_error,
-        )
-        if llm:
-            out.llm_reachable = await _llm_reachable(runtime)
-        return out
+    @app.get("/health", response_model=HealthOut, tags=["probes"])
+    async def health(request: Request) -> HealthOut:
+        """Liveness: 200 while the process serves HTTP, whatever the index or the LLM server do."""
+        return HealthOut(version=_VERSION, uptime_s=round(time.monotonic() - request.app.state.started, 1))
 
+    @app.get("/ready", response_model=ReadyOut, tags=["probes"], responses={503: {"model": ReadyOut}})
+    async def ready(request: Request) -> Any:
+        """Readiness: 200 when the index is loaded and the LLM server answers (or, with extractive answers
+        configured, while it is down: `degraded`); 503 with the reasons otherwise."""
+        out = await _readiness(request.app)
+        return JSONResponse(out.model_dump(), status_code=200 if out.status == "ready" else 503)
+
+    @app.get("/metrics", tags=["probes"], dependencies=metrics_scope, response_class=Response,
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+    async def prometheus(request: Request) -> Response:
+        """Requests by route and status, latency by stage, LLM tokens and failures, decisions, verification
+        removals, answers in flight, rejected requests, the index version served."""
+        runtime: Runtime | None = request.app.state.runtime
+        if runtime is not None:
+            metrics.set_index(runtime.index.version, len(runtime.index.vectors))
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    for route in app.routes:  # the routes behind a key document its refusals (and 413) too; routers got them above
+        if isinstance(route, APIRoute) and route.dependencies:
+            route.responses = {**_COMMON, **route.responses}
     return app
+
+
+async def _readiness(app: FastAPI) -> ReadyOut:
+    runtime: Runtime | None = app.state.runtime
+    if runtime is None:
+        return ReadyOut(status="not_ready", reasons=[str(app.state.startup_error or "starting: loading the index")])
+    reachable, why = await _llm_probe(app, runtime)
+    circuit, extractive = runtime.llm.state, runtime.pipeline.on_llm_failure == "extractive"
+    reasons = [] if reachable else [f"the LLM server is not answering: {why}"]
+    if circuit != "closed":
+        reasons.append(f"the LLM circuit breaker is {circuit.replace('_', '-')}")
+    degraded = bool(reasons) and extractive
+    if degraded:
+        reasons.append("answers are extractive (best passages, escalated) until it is back")
+    return ReadyOut(
+        status="ready" if not reasons or degraded else "not_ready", reasons=reasons,
+        index_version=runtime.index.version, chunks=len(runtime.index.vectors),
+        embedding_model=runtime.index.embedding_model, llm_model=runtime.llm.model, llm_base_url=runtime.llm.base_url,
+        llm_reachable=reachable, llm_circuit=circuit, degraded=degraded, in_flight=app.state.in_flight.count,
+        reload_error=runtime.reload_error)
+
+
+async def _llm_probe(app: FastAPI, runtime: Runtime) -> tuple[bool, str]:
+    """Whether the LLM server lists its models, probed at most every `ready_cache_s` (probes must stay cheap)."""
+    cached = app.state.ready_probe
+    if cached is not None and time.monotonic() - cached[0] < app.state.api.ready_cache_s:
+        return cached[1], cached[2]
+    try:
+        await runtime.llm.models()
+        result = (True, "")
+    except LLMError as exc:
+        result = (False, str(exc))
+    app.state.ready_probe = (time.monotonic(), *result)
+    return result
 
 
 async def _stream(body: AskRequest, request: Request) -> StreamingResponse:
@@ -123,21 +218,22 @@ async def _remembered(runtime: Runtime, conversation: str, question: str,
     try:
         async for event in events:
             if event.type == "done":
-                await _remember(runtime, conversation, question, event.data)
-                event = StreamEvent("done", {**event.data, "conversation_id": conversation})
+                answer_id = await _remember(runtime, conversation, question, event.data)
+                event = StreamEvent("done", {**event.data, "conversation_id": conversation, "answer_id": answer_id})
             yield event
     finally:
         await events.aclose()  # type: ignore[attr-defined]
 
 
-async def _remember(runtime: Runtime, conversation: str, question: str, answer: Mapping[str, Any]) -> None:
+async def _remember(runtime: Runtime, conversation: str, question: str, answer: Mapping[str, Any]) -> str:
     """Store the turn (an answer as /ask gives it, or a stream's 'done' data) with what feedback on it will
-    need later: the rewrite, the decision, the sources it cited and the index version."""
+    need later: the rewrite, the decision, the sources it cited and the index version; its answer id."""
     turn = Turn(question, answer["answer"])
     sources = list(dict.fromkeys(c["source"] for c in answer["citations"] if c["cited"]))
-    await anyio.to_thread.run_sync(lambda: runtime.conversations.append(
+    stored = await anyio.to_thread.run_sync(lambda: runtime.conversations.append(
         conversation, turn, standalone=answer["standalone_question"], decision=answer["decision"], sources=sources,
         index_version=answer["index_version"]))
+    return stored.answer_id
 
 
 async def _start(app: FastAPI, runtime_factory: RuntimeFactory) -> None:
@@ -168,14 +264,6 @@ async def _watch(app: FastAPI, runtime_factory: RuntimeFactory, interval_s: floa
             if str(exc) != reported:
                 log.error("keeping index version %s: %s", before, runtime.reload_error)
             reported = str(exc)
-
-
-async def _llm_reachable(runtime: Runtime) -> bool:
-    try:
-        await runtime.llm.models()
-    except LLMError:
-        return False
-    return True
 
 
 async def _sse(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> AsyncIterator[str]:

@@ -60,12 +60,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, 
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from fastapi.routing import APIRoute
 
-from rag.api.errors import status_for, validation_message
+from rag.api.errors import ApiError, error_response, status_for, validation_message
 from rag.api.openai_schemas import (
     ChatChoice,
     ChatCompletion,
@@ -78,6 +77,7 @@ from rag.api.openai_schemas import (
     RagExtra,
     Usage,
 )
+from rag.api.security import KeyFirstRoute
 from rag.api.state import current_runtime
 from rag.errors import RagError
 from rag.pipeline import RagPipeline, StreamEvent
@@ -122,7 +122,7 @@ class _Asked:
         return estimate_tokens(self.question) + sum(estimate_tokens(t.question + t.answer) for t in self.history)
 
 
-class _OpenAIRoute(APIRoute):
+class _OpenAIRoute(KeyFirstRoute):
     """Errors on the /v1 routes in OpenAI's shape, so SDKs and chat UIs show the message; /ask keeps its own."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -135,6 +135,8 @@ class _OpenAIRoute(APIRoute):
                 return _error(OpenAIRequestError(validation_message(exc), param=_param(exc)))
             except OpenAIRequestError as exc:
                 return _error(exc)
+            except ApiError as exc:  # auth and rate limits: the same message, in OpenAI's shape
+                return error_response(exc.status, exc.kind, exc.message, headers=exc.headers, openai=True)
             except RagError as exc:
                 error = _openai_error(exc)
                 log.warning("%s %s -> %d %s: %s", request.method, request.url.path, error.status, error.kind, exc)
@@ -143,21 +145,23 @@ class _OpenAIRoute(APIRoute):
         return handle
 
 
-def openai_router(served_model_name: str = "rag") -> APIRouter:
+def openai_router(served_model_name: str = "rag", *, dependencies: Sequence[params.Depends] = (),
+                  responses: dict[int | str, dict[str, Any]] | None = None, max_messages: int = 40) -> APIRouter:
     """GET /v1/models and POST /v1/chat/completions, answering as the model `served_model_name`."""
-    router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"], route_class=_OpenAIRoute)
+    router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"], route_class=_OpenAIRoute, responses=responses)
+    deps = list(dependencies)  # on each route, where KeyFirstRoute finds them
     created = int(time.time())
 
-    @router.get("/models", response_model=ModelList)
+    @router.get("/models", response_model=ModelList, dependencies=deps)
     async def models() -> ModelList:
         """The one model this service is: pass its id as `model`."""
         return ModelList(data=[ModelCard(id=served_model_name, created=created)])
 
-    @router.post("/chat/completions", response_model=ChatCompletion, description=__doc__ or "",
+    @router.post("/chat/completions", response_model=ChatCompletion, description=__doc__ or "", dependencies=deps,
                  responses={**_ERRORS, 200: _STREAM_DOC})
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
         """Answer the last user message from the index, as an OpenAI chat completion with sources."""
-        _check(body, served_model_name)
+        _check(body, served_model_name, max_messages)
         asked = _asked(body)
         pipeline = current_runtime(request).pipeline
         if body.stream:
@@ -168,12 +172,19 @@ def openai_router(served_model_name: str = "rag") -> APIRouter:
     return router
 
 
-def install_openai_routes(app: FastAPI, *, served_model_name: str = "rag") -> None:
+def install_openai_routes(app: FastAPI, *, served_model_name: str = "rag",
+                          dependencies: Sequence[params.Depends] = (),
+                          responses: dict[int | str, dict[str, Any]] | None = None, max_messages: int = 40) -> None:
     """Serve the OpenAI-compatible routes on `app` (see this module's docstring for the contract)."""
-    app.include_router(openai_router(served_model_name))
+    app.include_router(openai_router(served_model_name, dependencies=dependencies, responses=responses,
+                                     max_messages=max_messages))
 
 
-def _check(body: ChatCompletionRequest, served: str) -> None:
+def _check(body: ChatCompletionRequest, served: str, max_messages: int) -> None:
+    if len(body.messages) > max_messages:
+        raise OpenAIRequestError(f"{len(body.messages)} messages sent; the limit is {max_messages} "
+                                 "(RAG_API__MAX_MESSAGES): send the latest turns of the conversation only",
+                                 param="messages")
     if body.model != served:
         raise OpenAIRequestError(f"The model `{body.model}` does not exist: this service answers as `{served}` "
                                  f"(GET /v1/models); send model={served!r}.",
@@ -342,6 +353,8 @@ def _error(exc: OpenAIRequestError) -> JSONResponse:
 def _param(exc: RequestValidationError) -> str | None:
     """The first offending field, as OpenAI's `param` ("messages.0.role")."""
     for error in exc.errors():
+        if error["type"] == "json_invalid":  # its loc is a character offset, not a field
+            return None
         path = [str(p) for p in error["loc"] if p != "body"]
         return ".".join(path) or None
     return None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from rag.api.schemas import CitationOut, FiltersIn
+from rag.api.schemas import CitationOut, FiltersIn, Text, TopK, Whole
 
 __all__ = [
     "ChatChoice",
@@ -30,17 +30,25 @@ _IGNORED = "Accepted for compatibility and ignored: the service's own settings a
 class ContentPart(BaseModel):
     """One part of a message's content; only `text` parts carry the question."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     type: str = Field(examples=["text"])
-    text: str | None = None
+    text: Text | None = None
+
+
+def _content_kind(content: Any) -> str:
+    return "parts" if isinstance(content, list) else "text"
+
+
+# Told apart by type, so that a bad message names one problem ("content.text: ...") rather than one per kind.
+Content = Annotated[Annotated[Text, Tag("text")] | Annotated[list[ContentPart], Tag("parts")], Discriminator(_content_kind)]
 
 
 class ChatMessageIn(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[ContentPart] | None = Field(
+    content: Content | None = Field(
         None, description="A string or a list of `{\"type\": \"text\", \"text\": ...}` parts.")
     name: str | None = None
 
@@ -57,7 +65,7 @@ class ChatMessageIn(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     include_usage: bool = Field(False, description="Send a last chunk with `usage` (and empty `choices`).")
 
@@ -65,7 +73,7 @@ class StreamOptions(BaseModel):
 class ChatCompletionRequest(BaseModel):
     """OpenAI's chat-completions body, plus the optional RAG fields `filters` and `top_k`."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+    model_config = ConfigDict(extra="allow", strict=True, json_schema_extra={"examples": [{
         "model": "rag", "messages": [{"role": "user", "content": "How long do I have to return a jacket?"}],
         "filters": {"doc_type": ["policy"]}}]})
 
@@ -75,17 +83,18 @@ class ChatCompletionRequest(BaseModel):
         "System and developer messages are ignored."))
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: int = Field(1, description="Must be 1: one answer per request.")
+    n: Whole = Field(1, description="Must be 1: one answer per request.")
     temperature: float | None = Field(None, description=_IGNORED)
     top_p: float | None = Field(None, description=_IGNORED)
-    max_tokens: int | None = Field(None, description=_IGNORED + " (RAG_LLM__MAX_TOKENS)")
-    max_completion_tokens: int | None = Field(None, description=_IGNORED + " (RAG_LLM__MAX_TOKENS)")
+    max_tokens: Whole | None = Field(None, description=_IGNORED + " (RAG_LLM__MAX_TOKENS)")
+    max_completion_tokens: Whole | None = Field(None, description=_IGNORED + " (RAG_LLM__MAX_TOKENS)")
     stop: str | list[str] | None = Field(None, description=_IGNORED)
-    seed: int | None = Field(None, description=_IGNORED)
+    seed: Whole | None = Field(None, description=_IGNORED)
     user: str | None = Field(None, description=_IGNORED)
     presence_penalty: float | None = Field(None, description=_IGNORED)
     frequency_penalty: float | None = Field(None, description=_IGNORED)
-    top_k: int | None = Field(None, ge=1, le=100, description="RAG: how many passages to give the model.")
+    top_k: TopK | None = Field(None, description="RAG: how many passages to give the model (at most "
+                                                 "RAG_RETRIEVAL__MAX_TOP_K, 20 by default).")
     filters: FiltersIn | None = Field(None, description="RAG: restrict retrieval by metadata, as in POST /ask.")
 
     def include_usage(self) -> bool:

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rag.errors import IndexCorruptError, IndexLockedError, IndexNotFoundError
+from rag.errors import IndexCorruptError, IndexLockedError, IndexNotFoundError, InputError
 from rag.index.bm25_index import Bm25Index
 from rag.index.faiss_index import FaissIndex, GpuMode
 from rag.index.store import ChunkStore
@@ -201,6 +201,20 @@ class IndexFolder:
         for version in doomed:
             shutil.rmtree(self.path_of(version.id), ignore_errors=True)
         return [v.id for v in doomed]
+
+    def rollback(self, version: str | None = None, *, wait_s: float = 0.0) -> tuple[str | None, str]:
+        """Make `version` (default: the previous one) current again, under the folder's lock, after opening it
+        to check it is whole; returns (the version before, the version now)."""
+        with self.lock(wait_s=wait_s, purpose="rollback"):
+            before = self.current()
+            target = version or self.previous()
+            if target is None:
+                raise IndexNotFoundError(f"nothing to roll back to: no kept version of {self.root} is older than "
+                                         f"{before}; name one (see `rag index list`)")
+            if target == before:
+                raise InputError(f"{target} is already the current version")
+            self.switch(target, verify=True)
+            return before, target
 
     def previous(self) -> str | None:
         """The version CURRENT pointed at before the current one (its parent), if it is still kept."""
