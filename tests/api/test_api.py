@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from rag.api import create_app
+from rag.api.keys import KeyRing
 from rag.factory import build_runtime
 from rag.settings import Settings
 from rag.testing import ScriptedOpenAIServer
@@ -24,7 +25,7 @@ def settings_for(index: Path, llm_url: str, **llm: object) -> Settings:
 @pytest.fixture()
 def api(tiny_index: Path, llm_server: ScriptedOpenAIServer) -> Iterator[str]:
     settings = settings_for(tiny_index, llm_server.base_url, timeout_s=2.0)
-    with running(create_app(lambda: build_runtime(settings))) as url:
+    with running(create_app(lambda: build_runtime(settings), keys=KeyRing.off())) as url:
         yield url
 
 
@@ -98,13 +99,16 @@ def test_invalid_json_gets_422(api: str) -> None:
 
 def test_llm_down_gives_503_with_the_fix(tiny_index: Path) -> None:
     settings = settings_for(tiny_index, f"http://127.0.0.1:{free_port()}/v1")
-    with running(create_app(lambda: build_runtime(settings))) as url:
+    with running(create_app(lambda: build_runtime(settings), keys=KeyRing.off())) as url:
         reply = httpx.post(f"{url}/ask", json={"question": "return window?"}, timeout=30)
-        health = httpx.get(f"{url}/health", params={"llm": "true"})
+        ready = httpx.get(f"{url}/ready")
+        alive = httpx.get(f"{url}/health")
     assert reply.status_code == 503
     assert reply.json()["error"]["type"] == "llm_unavailable"
     assert "rag llm serve" in reply.json()["error"]["message"]
-    assert health.status_code == 200 and health.json()["llm_reachable"] is False
+    assert ready.status_code == 503 and ready.json()["llm_reachable"] is False
+    assert "LLM server is not answering" in ready.json()["reasons"][0] and ready.json()["index_version"]
+    assert alive.status_code == 200 and alive.json()["status"] == "ok"  # alive, though not ready
 
 
 def test_llm_error_gives_502(api: str, llm_server: ScriptedOpenAIServer) -> None:
@@ -129,20 +133,27 @@ def test_stream_reports_llm_failure_as_an_error_event(api: str, llm_server: Scri
     assert blocks[-1].startswith("event: error") and '"status": 502' in blocks[-1]
 
 
-def test_missing_index_gives_503_on_ask_and_health(tmp_path: Path, llm_server: ScriptedOpenAIServer) -> None:
+def test_missing_index_gives_503_on_ask_and_ready(tmp_path: Path, llm_server: ScriptedOpenAIServer) -> None:
     settings = settings_for(tmp_path / "nowhere", llm_server.base_url)
-    with running(create_app(lambda: build_runtime(settings))) as url:
+    with running(create_app(lambda: build_runtime(settings), keys=KeyRing.off())) as url:
         ask = httpx.post(f"{url}/ask", json={"question": "hello?"})
-        health = httpx.get(f"{url}/health")
+        ready = httpx.get(f"{url}/ready")
+        alive = httpx.get(f"{url}/health")
     assert ask.status_code == 503
     assert ask.json()["error"] == {"type": "index_unavailable", "message": ask.json()["error"]["message"]}
     assert "run `rag ingest" in ask.json()["error"]["message"]
-    assert health.status_code == 503 and "rag ingest" in health.json()["reason"]
+    assert ready.status_code == 503 and ready.json()["status"] == "not_ready"
+    assert "rag ingest" in ready.json()["reasons"][0]
+    assert alive.status_code == 200
 
 
-def test_health_and_openapi(api: str) -> None:
-    health = httpx.get(f"{api}/health", params={"llm": "true"}).json()
-    assert health["status"] == "ok" and health["chunks"] > 0 and health["llm_reachable"] is True
+def test_ready_health_and_openapi(api: str) -> None:
+    ready = httpx.get(f"{api}/ready")
+    assert ready.status_code == 200, ready.text
+    body = ready.json()
+    assert body["status"] == "ready" and body["chunks"] > 0 and body["llm_reachable"] is True
+    assert body["llm_circuit"] == "closed" and body["reasons"] == []
+    assert httpx.get(f"{api}/health").json()["status"] == "ok"
     schema = httpx.get(f"{api}/openapi.json").json()
     assert "/ask" in schema["paths"] and "503" in schema["paths"]["/ask"]["post"]["responses"]
     assert httpx.get(f"{api}/docs").status_code == 200

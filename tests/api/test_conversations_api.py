@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from rag.api import create_app
+from rag.api.keys import KeyRing
 from rag.factory import build_runtime
 from rag.testing import ScriptedOpenAIServer
 from tests.api.test_api import settings_for
@@ -20,7 +21,7 @@ from tests.conftest import running
 def api(tiny_index: Path, llm_server: ScriptedOpenAIServer, tmp_path: Path) -> Iterator[str]:
     settings = settings_for(tiny_index, llm_server.base_url, timeout_s=2.0)
     settings.conversations.path = tmp_path / "conversations.sqlite3"
-    with running(create_app(lambda: build_runtime(settings))) as url:
+    with running(create_app(lambda: build_runtime(settings), keys=KeyRing.off())) as url:
         yield url
 
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from rag.api import create_app
+from rag.api.keys import KeyRing
 from rag.factory import build_runtime
 from rag.feedback import Feedback, FeedbackStore
 from rag.settings import Settings
@@ -30,7 +31,7 @@ def stores_in(tmp_path: Path, settings: Settings, *, ttl_s: float = 3600.0) -> S
 @pytest.fixture()
 def api(tiny_index: Path, llm_server: ScriptedOpenAIServer, tmp_path: Path) -> Iterator[str]:
     settings = stores_in(tmp_path, settings_for(tiny_index, llm_server.base_url, timeout_s=2.0))
-    with running(create_app(lambda: build_runtime(settings))) as url:
+    with running(create_app(lambda: build_runtime(settings), keys=KeyRing.off())) as url:
         yield url
 
 
@@ -54,7 +55,7 @@ def test_a_thumbs_down_with_a_correction_stores_the_answer_it_rates(api: str, tm
     body = reply.json()
     assert isinstance(body["id"], int)
     assert body | {"id": 0} == {"id": 0, "conversation_id": chat, "turn": 2, "rating": "down",
-                                "question": "how many hours does it need over USB-C?"}
+                                "answer_id": follow["answer_id"], "question": "how many hours does it need over USB-C?"}
     [record] = recorded(tmp_path)
     assert record.id == body["id"] and record.turn == 2
     assert (record.question, record.answer) == ("how many hours does it need over USB-C?", follow["answer"])
@@ -97,9 +98,35 @@ def test_a_turn_out_of_range_is_a_404_that_names_the_turns(api: str) -> None:
     assert "has no turn 5 (its answers are turns 1 to 1)" in reply.json()["error"]["message"]
 
 
+def test_an_answer_is_rated_by_the_answer_id_ask_returned(api: str, tmp_path: Path) -> None:
+    first = httpx.post(f"{api}/ask", json={"question": "How fast is standard shipping?"}).json()
+    second = httpx.post(f"{api}/ask", json={"question": "What does the Aurora X2 headlamp give?",
+                                            "conversation_id": first["conversation_id"]}).json()
+    assert first["answer_id"] != second["answer_id"]
+    reply = httpx.post(f"{api}/feedback", json={"answer_id": first["answer_id"], "rating": "up", "comment": "clear"})
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["turn"] == 1 and reply.json()["question"] == "How fast is standard shipping?"
+    [record] = recorded(tmp_path)
+    assert (record.answer_id, record.turn, record.answer) == (first["answer_id"], 1, first["answer"])
+    unknown = httpx.post(f"{api}/feedback", json={"answer_id": "f" * 32, "rating": "down"})
+    assert unknown.status_code == 404 and "unknown or has expired" in unknown.json()["error"]["message"]
+
+
+def test_a_streamed_answer_carries_its_answer_id_in_done(api: str, tmp_path: Path) -> None:
+    with httpx.stream("POST", f"{api}/ask/stream", json={"question": "How fast is standard shipping?"}) as reply:
+        blocks = reply.read().decode().strip().split("\n\n")
+    done = json.loads(blocks[-1].split("data: ", 1)[1])
+    assert blocks[-1].startswith("event: done") and len(done["answer_id"]) == 32
+    rated = httpx.post(f"{api}/feedback", json={"answer_id": done["answer_id"], "rating": "down"})
+    assert rated.status_code == 201 and recorded(tmp_path)[0].answer == done["answer"]
+
+
 @pytest.mark.parametrize(("body", "fragment"), [
     ({"conversation_id": "chat-1", "rating": "meh"}, "rating: Input should be 'up' or 'down'"),
-    ({"rating": "down"}, "conversation_id: Field required"),
+    ({"rating": "down"}, "name the answer rated by answer_id (from /ask), or by conversation_id"),
+    ({"answer_id": "0" * 32, "conversation_id": "chat-1", "rating": "up"}, "not both and not neither"),
+    ({"answer_id": "0" * 32, "turn": 1, "rating": "up"}, "turn goes with conversation_id"),
+    ({"answer_id": "../etc/passwd", "rating": "up"}, "answer_id: String should match pattern"),
     ({"conversation_id": "no spaces", "rating": "down"}, "conversation_id: String should match pattern"),
     ({"conversation_id": "chat-1", "rating": "down", "turn": 0}, "turn: Input should be greater than or equal to 1"),
     ({"conversation_id": "chat-1", "rating": "down", "comment": "x" * 2001}, "comment: String should have at most 2000"),
@@ -116,7 +143,7 @@ def test_feedback_outlives_the_conversation_it_rates(
     tiny_index: Path, llm_server: ScriptedOpenAIServer, tmp_path: Path,
 ) -> None:
     settings = stores_in(tmp_path, settings_for(tiny_index, llm_server.base_url, timeout_s=2.0), ttl_s=1.0)
-    with running(create_app(lambda: build_runtime(settings))) as api:
+    with running(create_app(lambda: build_runtime(settings), keys=KeyRing.off())) as api:
         httpx.post(f"{api}/ask", json={"question": "How many days do I have to return an item?",
                                        "conversation_id": "chat-x"})
         assert httpx.post(f"{api}/feedback", json={"conversation_id": "chat-x", "rating": "down",

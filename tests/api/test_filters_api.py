@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from rag.api import create_app
+from rag.api.keys import KeyRing
 from rag.factory import build_runtime
 from rag.settings import Settings
 from rag.testing import ScriptedOpenAIServer
@@ -51,7 +52,7 @@ def api(index: Path) -> Iterator[str]:
     with ScriptedOpenAIServer() as llm_server:
         settings = Settings(index={"dir": index, "gpu": "off"}, embedding={"backend": "hash", "model": "hash-64"},
                             llm={"base_url": llm_server.base_url, "model": "scripted", "timeout_s": 5.0})
-        with running(create_app(lambda: build_runtime(settings))) as url:
+        with running(create_app(lambda: build_runtime(settings), keys=KeyRing.off())) as url:
             yield url
 
 

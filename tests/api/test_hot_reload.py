@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 
 from rag.api import create_app
+from rag.api.keys import KeyRing
+from rag.api.limits import RateLimiter
 from rag.factory import build_runtime
 from rag.index import IndexFiles, IndexFolder
 from rag.testing import ScriptedOpenAIServer
@@ -27,7 +29,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
 
 
 def version_served(url: str) -> str | None:
-    body = httpx.get(f"{url}/health").json()
+    body = httpx.get(f"{url}/ready").json()
     return body.get("index_version")
 
 
@@ -74,7 +76,9 @@ def test_new_versions_and_rollbacks_are_served_without_a_failed_request(
     index = tmp_path / "index"
     first = make_job(index).run(roots_of(corpus)).version
     settings = settings_for(index, llm_server.base_url)
-    with running(create_app(lambda: build_runtime(settings), reload_interval_s=0.1)) as url, Load(url) as load:
+    unlimited = RateLimiter(rate_per_minute=1e9, burst=10**6)  # the load comes from one address: no 429s here
+    with running(create_app(lambda: build_runtime(settings), keys=KeyRing.off(), limiter=unlimited,
+                            reload_interval_s=0.1)) as url, Load(url) as load:
         wait_for(lambda: len(load.versions) >= 20)
         new_policy = "# Returns policy\n\n## Return window\n\nThe return window is 60 days long.\n"
         (corpus / "policies" / "returns.md").write_text(new_policy)
@@ -103,10 +107,10 @@ def test_a_broken_version_is_refused_and_the_old_one_kept(tmp_path: Path, llm_se
     folder.switch(first)
     IndexFiles(folder.path_of(second)).vectors.write_bytes(b"garbage")
     settings = settings_for(index, llm_server.base_url)
-    with running(create_app(lambda: build_runtime(settings), reload_interval_s=0.1)) as url:
+    with running(create_app(lambda: build_runtime(settings), keys=KeyRing.off(), reload_interval_s=0.1)) as url:
         folder.switch(second)
-        wait_for(lambda: httpx.get(f"{url}/health").json().get("reload_error") is not None)
-        health = httpx.get(f"{url}/health").json()
+        wait_for(lambda: httpx.get(f"{url}/ready").json().get("reload_error") is not None)
+        health = httpx.get(f"{url}/ready").json()
         assert health["index_version"] == first and second in health["reload_error"]
         assert httpx.post(f"{url}/ask", json={"question": "return window?"}).status_code == 200
 
@@ -114,7 +118,7 @@ def test_a_broken_version_is_refused_and_the_old_one_kept(tmp_path: Path, llm_se
 def test_an_index_created_after_start_up_is_picked_up(tmp_path: Path, llm_server: ScriptedOpenAIServer) -> None:
     index = tmp_path / "index"
     settings = settings_for(index, llm_server.base_url)
-    with running(create_app(lambda: build_runtime(settings), reload_interval_s=0.1)) as url:
+    with running(create_app(lambda: build_runtime(settings), keys=KeyRing.off(), reload_interval_s=0.1)) as url:
         before = httpx.post(f"{url}/ask", json={"question": "return window?"})
         assert before.status_code == 503 and "rag ingest" in before.json()["error"]["message"]
         version = make_job(index).run(roots_of(write_corpus(tmp_path / "corpus", TINY_CORPUS))).version

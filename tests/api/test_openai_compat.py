@@ -16,6 +16,7 @@ from langchain_openai import ChatOpenAI
 from openai.types.chat import ChatCompletionUserMessageParam
 
 from rag.api import create_app
+from rag.api.keys import KeyRing
 from rag.api.openai_routes import _Asked, _ChunkWriter, _sse_chunks
 from rag.errors import LLMTimeoutError
 from rag.factory import build_runtime
@@ -30,7 +31,7 @@ RETURNS = "How many days do I have to return an item?"
 @pytest.fixture()
 def api(tiny_index: Path, llm_server: ScriptedOpenAIServer) -> Iterator[str]:
     settings = settings_for(tiny_index, llm_server.base_url, timeout_s=5.0)
-    with running(create_app(lambda: build_runtime(settings))) as url:
+    with running(create_app(lambda: build_runtime(settings), keys=KeyRing.off())) as url:
         yield url
 
 
@@ -48,7 +49,7 @@ def test_models_lists_the_served_name(client: openai.OpenAI, tiny_index: Path,
                                       llm_server: ScriptedOpenAIServer) -> None:
     assert [(m.id, m.object, m.owned_by) for m in client.models.list()] == [("rag", "model", "rag")]
     settings = settings_for(tiny_index, llm_server.base_url)
-    with running(create_app(lambda: build_runtime(settings), served_model_name="support-bot")) as url, \
+    with running(create_app(lambda: build_runtime(settings), keys=KeyRing.off(), served_model_name="support-bot")) as url, \
             openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as other:
         assert [m.id for m in other.models.list()] == ["support-bot"]
         answer = other.chat.completions.create(model="support-bot", messages=[user(RETURNS)])
@@ -170,7 +171,7 @@ def test_validation_errors_on_v1_have_openais_shape_and_ask_keeps_its_own(api: s
 
 def test_a_dead_llm_is_a_503_with_the_fix(tiny_index: Path) -> None:
     settings = settings_for(tiny_index, f"http://127.0.0.1:{free_port()}/v1")
-    with running(create_app(lambda: build_runtime(settings))) as url, \
+    with running(create_app(lambda: build_runtime(settings), keys=KeyRing.off())) as url, \
             openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=30) as sdk:
         for stream in (False, True):  # streamed too: the response starts only once the first sentence is ready
             with pytest.raises(openai.APIStatusError) as caught:

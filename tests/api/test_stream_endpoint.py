@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from rag.api import create_app
+from rag.api.keys import KeyRing
 from rag.factory import build_runtime
 from rag.settings import Settings
 from rag.testing import Fault, ScriptedOpenAIServer, _pieces, structured_answer
@@ -24,7 +25,7 @@ def servers(tiny_index: Path) -> Iterator[tuple[str, ScriptedOpenAIServer]]:
         settings = Settings(index={"dir": tiny_index, "gpu": "off"}, embedding={"backend": "hash", "model": "hash-64"},
                             llm={"base_url": llm_server.base_url, "model": "scripted", "timeout_s": 10.0},
                             answer={"min_relevance": 0.0})  # hash-embedding relevance means nothing
-        with running(create_app(lambda: build_runtime(settings))) as url:
+        with running(create_app(lambda: build_runtime(settings), keys=KeyRing.off())) as url:
             yield url, llm_server
 
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from rag.api import create_app
+from rag.api.keys import KeyRing
 from rag.factory import build_runtime
 from rag.llm.server import VLLMServer
 from rag.settings import Settings
@@ -28,7 +29,7 @@ def api(vllm: VLLMServer, sample_index: tuple[Path, object], minilm: object) -> 
     settings = Settings(index={"dir": sample_index[0], "gpu": "off"},
                         llm={"base_url": vllm.base_url, "model": vllm.served_model_name, "timeout_s": 120,
                              "max_tokens": 160, "structured_output": "on"})
-    with running(create_app(lambda: build_runtime(settings, embedder=minilm))) as url:  # type: ignore[arg-type]
+    with running(create_app(lambda: build_runtime(settings, embedder=minilm), keys=KeyRing.off())) as url:  # type: ignore[arg-type]
         yield url
 
 
