@@ -64,10 +64,15 @@ setsid nohup .venv/bin/rag llm serve --port "$llm_port" >"$logs/llm.log" 2>&1 &
 echo $! >"$run_dir/llm.pid"
 wait_for "http://127.0.0.1:$llm_port/v1/models" 1800 "the vLLM server" "$logs/llm.log"
 
+echo "==> creating the demo's API key (only its hash is stored, in data/api-keys.toml)"
+(umask 077 && .venv/bin/rag keys create --name demo --scopes ask,feedback,metrics --replace --index data/index \
+  >"$run_dir/api.key")
+export RAG_API_KEY="$(cat "$run_dir/api.key")"
+
 echo "==> starting the API on :$api_port"
 setsid nohup .venv/bin/rag serve --index data/index --port "$api_port" >"$logs/api.log" 2>&1 &
 echo $! >"$run_dir/api.pid"
-wait_for "http://127.0.0.1:$api_port/health" 300 "the API" "$logs/api.log"
+wait_for "http://127.0.0.1:$api_port/ready" 300 "the API" "$logs/api.log"
 
 for question in \
   "How many days do I have to return an item?" \
@@ -89,6 +94,7 @@ echo "Q: The Aurora X2 headlamp.   (the reply, in the same conversation)"
 
 echo
 echo "Done in $(( $(date +%s) - started )) s. The API is still running at http://127.0.0.1:$api_port (docs: /docs),"
-echo "the vLLM server at http://127.0.0.1:$llm_port/v1. Ask more with:"
-echo "  .venv/bin/rag ask \"Your question\" --server http://127.0.0.1:$api_port"
+echo "the vLLM server at http://127.0.0.1:$llm_port/v1. The demo's API key is in $run_dir/api.key. Ask more with:"
+echo "  RAG_API_KEY=\$(cat $run_dir/api.key) .venv/bin/rag ask \"Your question\" --server http://127.0.0.1:$api_port"
+echo "  curl -H \"Authorization: Bearer \$(cat $run_dir/api.key)\" http://127.0.0.1:$api_port/metrics"
 echo "Stop both with: scripts/demo.sh stop"
