@@ -30,10 +30,10 @@ _CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "rag"
 
 JudgeOpt = Annotated[str, typer.Option("--judge", help="Judge by name: offline (no LLM, the default) or llm.")]
 JudgeUrlOpt = Annotated[str | None, typer.Option("--judge-url", help="llm judge: OpenAI-compatible base URL "
-                                                                      "[default: RAG_LLM__BASE_URL].")]
+                                                                      "(default: RAG_LLM__BASE_URL).")]
 JudgeModelOpt = Annotated[str | None, typer.Option("--judge-model", help="llm judge: model name "
-                                                                          "[default: RAG_LLM__MODEL].")]
-CacheOpt = Annotated[Path | None, typer.Option("--judge-cache", help=f"llm judge: verdict cache [default: {_CACHE}]; "
+                                                                          "(default: RAG_LLM__MODEL).")]
+CacheOpt = Annotated[Path | None, typer.Option("--judge-cache", help=f"llm judge: verdict cache (default: {_CACHE}); "
                                                                       "'none' for no cache.")]
 FaithfulOpt = Annotated[float, typer.Option("--faithful-at", min=0.0, max=1.0, help="Faithfulness at or above which "
                                                                                      "an answer's verdict is faithful.")]
@@ -42,10 +42,10 @@ FaithfulOpt = Annotated[float, typer.Option("--faithful-at", min=0.0, max=1.0, h
 def run(
     suite: Annotated[Path, typer.Argument(help="JSONL suite (see eval/suites/golden.jsonl).", show_default=False)],
     out: Annotated[Path, typer.Option("--out", help="Where to write the run (JSON).")],
-    index: Annotated[Path | None, typer.Option("--index", help="Index folder [default: RAG_INDEX__DIR].")] = None,
+    index: Annotated[Path | None, typer.Option("--index", help="Index folder (default: RAG_INDEX__DIR).")] = None,
     llm_url: Annotated[str | None, typer.Option("--llm-url", help="OpenAI-compatible base URL of the answering "
-                                                                  "model [default: RAG_LLM__BASE_URL].")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Answering model [default: RAG_LLM__MODEL].")] = None,
+                                                                  "model (default: RAG_LLM__BASE_URL).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Answering model (default: RAG_LLM__MODEL).")] = None,
     judge: JudgeOpt = "offline",
     judge_url: JudgeUrlOpt = None,
     judge_model: JudgeModelOpt = None,

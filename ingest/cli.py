@@ -32,9 +32,9 @@ _SHOWN = 20  # changes listed one per line before "... and N more"
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Corpus folders or files; TYPE=PATH forces a doc type, "
                                                     "e.g. policy=kb/policies.", show_default=False)],
-    index: Annotated[Path | None, typer.Option("--index", help="Index folder [default: data/index].")] = None,
+    index: Annotated[Path | None, typer.Option("--index", help="Index folder (default: data/index).")] = None,
     doc_type: Annotated[str | None, typer.Option(help="Doc type for every PATH without TYPE= "
-                                                      "[default: from folder names].")] = None,
+                                                      "(default: from folder names).")] = None,
     full: Annotated[bool, typer.Option("--full", help="Re-process every file, ignoring what the index knows.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; write nothing.")] = False,
     report_file: Annotated[Path | None, typer.Option("--report", help="Also write the report as JSON here.")] = None,

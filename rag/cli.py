@@ -36,7 +36,7 @@ _EXIT_CODES: tuple[tuple[type[RagError], int], ...] = (
     (InputError, 2), (ConfigError, 2), (IndexLockedError, 75), (IndexFolderError, 3), (LLMError, 4),
 )
 
-IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [default: RAG_INDEX__DIR or data/index].")]
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder (default: RAG_INDEX__DIR or data/index).")]
 
 
 def exit_with(exc: RagError) -> NoReturn:
@@ -150,7 +150,7 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")] = False,
     index: IndexOpt = None,
     api_key: Annotated[str | None, typer.Option("--api-key", envvar="RAG_API_KEY", show_default=False,
-                                                help="With --server: the API key [env RAG_API_KEY].")] = None,
+                                                help="With --server: the API key (env RAG_API_KEY).")] = None,
 ) -> None:
     """Ask one question and print the answer with its citations.
 
@@ -171,7 +171,7 @@ def ask(
 def search(
     question: Annotated[str, typer.Argument(help="The question to retrieve passages for.")],
     top_k: Annotated[int, typer.Option("--top-k", help="Passages to show.")] = 5,
-    mode: Annotated[str | None, typer.Option(help="dense, bm25 or hybrid [default: RAG_RETRIEVAL__MODE].")] = None,
+    mode: Annotated[str | None, typer.Option(help="dense, bm25 or hybrid (default: RAG_RETRIEVAL__MODE).")] = None,
     doc_type: DocTypeOpt = None,
     product: ProductOpt = None,
     language: LanguageOpt = None,
@@ -286,7 +286,7 @@ def _ask_server(server: str, body: dict[str, Any], api_key: str | None) -> dict[
 
 @llm_app.command("serve")
 def llm_serve(
-    model: Annotated[str | None, typer.Option(help="Model name or path to serve [default: packaged gemma-3-270m].")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name or path to serve (default: packaged gemma-3-270m).")] = None,
     port: Annotated[int | None, typer.Option(help="Port of the OpenAI-compatible API.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
 ) -> None:
@@ -353,7 +353,7 @@ def index_list(
 
 @index_app.command("rollback")
 def index_rollback(
-    version: Annotated[str | None, typer.Argument(help="Version to make current [default: the previous one].")] = None,
+    version: Annotated[str | None, typer.Argument(help="Version to make current (default: the previous one).")] = None,
     index: IndexOpt = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for a running ingestion.")] = 0.0,
 ) -> None:
@@ -369,8 +369,8 @@ def index_rollback(
     console.print(f"{folder.root}: current version {before} -> {after}")
 
 
-KeysFileOpt = Annotated[Path | None, typer.Option("--keys-file", help="Keys file [default: RAG_AUTH__KEYS_FILE or "
-                                                                    "api-keys.toml beside the index folder].")]
+KeysFileOpt = Annotated[Path | None, typer.Option("--keys-file", help="Keys file (default: RAG_AUTH__KEYS_FILE or "
+                                                                    "api-keys.toml beside the index folder).")]
 
 
 def _keys_file(keys_file: Path | None, index: Path | None) -> Path:
@@ -382,7 +382,7 @@ def _keys_file(keys_file: Path | None, index: Path | None) -> Path:
 def keys_create(
     name: Annotated[str, typer.Option(help="Who the key is for (shown in logs and metrics), e.g. support-bot.")],
     scopes: Annotated[str, typer.Option(help="Comma-separated: ask, feedback, metrics, admin (admin: all).")] = "ask",
-    rate: Annotated[float | None, typer.Option(help="This key's requests per minute [default: RAG_AUTH__RATE_PER_MINUTE].")
+    rate: Annotated[float | None, typer.Option(help="This key's requests per minute (default: RAG_AUTH__RATE_PER_MINUTE).")
                     ] = None,
     replace: Annotated[bool, typer.Option(help="Revoke an existing key of that name and make a new one.")] = False,
     keys_file: KeysFileOpt = None,
