@@ -1,13 +1,15 @@
 """Our ingestion against a plain LangChain baseline, on the same model and files, in one run.
 
-    python -m bench.ingest [--corpus samples/corpus] [--rounds 2]
+    python -m bench.ingest [--corpus samples/corpus] [--rounds 2] [--backends sentence-transformers:fp32,onnx:int8]
 
-Rows (median over the rounds; the two pipelines alternate so machine drift hits both):
+Rows (median over the rounds; the pipelines take turns so machine drift hits all):
   langchain    per-format LangChain loaders -> RecursiveCharacterTextSplitter ->
                FAISS.from_documents(HuggingFaceEmbeddings) on the same all-MiniLM-L6-v2   (baseline)
-  ours full    `rag ingest --full`: unstructured, metadata, PII redaction, structure-aware
-               chunks, MiniLM, FAISS, versioned write                                      ratio vs baseline
+  ours <backend:precision>  `rag ingest --full`: unstructured, metadata, PII redaction, structure-aware
+               chunks, MiniLM through that embedding backend, FAISS, versioned write     ratio vs baseline
   ours re-run  the same corpus again, unchanged: nothing is parsed or embedded              fraction of ours full
+
+Writes bench/results/ingest.md (.json, .png).
 
 chunks/s counts the chunks each pipeline produced per second of wall time; the two chunkers
 cut differently (ours by model tokens, LangChain's by characters), so files/s is printed too.
@@ -27,12 +29,14 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench._results import bar_chart, markdown_table, write
 from ingest.chunking import StructureAwareChunker
 from ingest.cli import build_redactor
 from ingest.job import IngestJob
 from ingest.unstructured_loader import use_packaged_spacy_model
-from rag.embedders import SentenceTransformerEmbedder
 from rag.embedders.sentence_transformer import resolve_model_path
+from rag.factory import build_embedder
+from rag.protocols import Embedder
 from rag.settings import Settings
 
 
@@ -63,7 +67,7 @@ def langchain_baseline(corpus: Path, model_path: str) -> tuple[int, int]:
     return len(files), len(chunks)
 
 
-def ours(corpus: Path, index_dir: Path, embedder: SentenceTransformerEmbedder, *, full: bool) -> tuple[int, int, bool]:
+def ours(corpus: Path, index_dir: Path, embedder: Embedder, *, full: bool) -> tuple[int, int, bool]:
     """Our ingestion over the corpus's sub-folders; returns (files, chunks in the index, published)."""
     settings = Settings()
     job = IngestJob(embedder=embedder, chunker=StructureAwareChunker(count_tokens=embedder.count_tokens),
@@ -83,39 +87,55 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=Path("samples/corpus"))
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--backends", default="sentence-transformers:fp32",
+                        help="comma-separated backend:precision, e.g. sentence-transformers:fp32,onnx:int8")
     args = parser.parse_args()
-    embedder = SentenceTransformerEmbedder()
-    embedder.embed_query("warm-up")  # both pipelines start with the model loaded once by its library
+    embedders: dict[str, Embedder] = {}
+    for spec in args.backends.split(","):
+        backend, _, precision = spec.partition(":")
+        embedder = build_embedder(Settings(embedding={"backend": backend, "precision": precision or "fp32"}))
+        embedder.embed_query("warm-up")  # every pipeline starts with its model loaded (and exported) once
+        embedders[f"ours {backend}:{precision or 'fp32'}"] = embedder
     model_path = resolve_model_path("all-MiniLM-L6-v2")
     index_dir = Path(tempfile.mkdtemp()) / "index"
-    runs: dict[str, list[float]] = {"langchain": [], "ours full": [], "ours re-run": []}
+    runs: dict[str, list[float]] = {"langchain": [], **{name: [] for name in embedders}, "ours re-run": []}
     sizes: dict[str, tuple[int, ...]] = {}
     for round_ in range(args.rounds):
-        order = ["langchain", "ours"] if round_ % 2 == 0 else ["ours", "langchain"]
-        for name in order:
+        order = ["langchain", *embedders]
+        for name in order[round_ % len(order):] + order[: round_ % len(order)]:
             if name == "langchain":
-                seconds, sizes["langchain"] = timed(lambda: langchain_baseline(args.corpus, model_path))
-                runs["langchain"].append(seconds)
-                continue
-            seconds, sizes["ours full"] = timed(lambda: ours(args.corpus, index_dir, embedder, full=True))
-            runs["ours full"].append(seconds)
-            seconds, sizes["ours re-run"] = timed(lambda: ours(args.corpus, index_dir, embedder, full=False))
-            runs["ours re-run"].append(seconds)
-            assert not sizes["ours re-run"][2], "an unchanged corpus must not publish a new version"
+                seconds, sizes[name] = timed(lambda: langchain_baseline(args.corpus, model_path))
+            else:
+                embedder = embedders[name]
+                seconds, sizes[name] = timed(lambda: ours(args.corpus, index_dir, embedder, full=True))  # noqa: B023
+                if name == next(iter(embedders)):
+                    rerun, sizes["ours re-run"] = timed(
+                        lambda: ours(args.corpus, index_dir, embedder, full=False))  # noqa: B023
+                    runs["ours re-run"].append(rerun)
+                    assert not sizes["ours re-run"][2], "an unchanged corpus must not publish a new version"
+            runs[name].append(seconds)
     base = statistics.median(runs["langchain"])
-    full = statistics.median(runs["ours full"])
-    print(f"{'pipeline':<14}{'files':>7}{'chunks':>8}{'median s':>10}{'chunks/s':>10}{'files/s':>9}{'ratio':>22}")
+    base_speed = sizes["langchain"][1] / base
+    first = statistics.median(runs[next(iter(embedders))])
+    rows = []
     for name, seconds_list in runs.items():
         seconds = statistics.median(seconds_list)
         files, chunks = sizes[name][0], sizes[name][1]
-        ratio = (f"{seconds / full:.3f} of ours full" if name == "ours re-run"
-                 else f"{seconds / base:.2f}x baseline time")
-        speed = f"{chunks / seconds:>10.1f}" if name != "ours re-run" else f"{'-':>10}"
-        print(f"{name:<14}{files:>7}{chunks:>8}{seconds:>10.2f}{speed}{files / seconds:>9.1f}{ratio:>22}")
-    ours_speed = sizes["ours full"][1] / full
-    base_speed = sizes["langchain"][1] / base
-    print(f"\nchunks/s ours / langchain: {ours_speed / base_speed:.2f}; "
-          f"no-change re-run: {statistics.median(runs['ours re-run']) / full:.1%} of a full run; {args.rounds} rounds")
+        if name == "ours re-run":
+            rows.append([name, files, chunks, f"{seconds:.2f}", "-", f"{files / seconds:.1f}",
+                         f"{seconds / first:.3f} of a full run"])
+        else:
+            rows.append([name, files, chunks, f"{seconds:.2f}", f"{chunks / seconds:.1f}", f"{files / seconds:.1f}",
+                         f"{(chunks / seconds) / base_speed:.2f}x langchain chunks/s"])
+    header = ["pipeline", "files", "chunks", "median s", "chunks/s", "files/s", "ratio"]
+    table = markdown_table(header, rows)
+    print(table)
+    speeds = {row[0]: float(row[4]) for row in rows if row[4] != "-"}
+    chart = bar_chart("ingest", "Ingestion of the sample corpus (chunks/s)", list(speeds), list(speeds.values()),
+                      "chunks per second")
+    write("ingest", "Ingestion: ours per embedding backend vs LangChain", table + f"\n\n{args.rounds} rounds, median; "
+          "ours includes unstructured parsing, PII redaction and the versioned write.",
+          {"rounds": args.rounds, "runs_s": runs, "sizes": {k: list(v) for k, v in sizes.items()}}, chart=chart)
 
 
 if __name__ == "__main__":

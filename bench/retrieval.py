@@ -355,6 +355,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch and faiss threads, 0 for the libraries' own [default: 1]")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
+    parser.add_argument("--markdown", action="store_true", help="also write bench/results/retrieval.md (and .json)")
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -373,6 +374,22 @@ def main() -> None:
             results["sizes"][label] = run_size(corpus, embedder, questions, args.queries)
             print_table(label, len(corpus.chunks), args.queries, results["sizes"][label]["table"])
     report(results, time.perf_counter() - started, args.json)
+    if args.markdown:
+        write_markdown(results)
+
+
+def write_markdown(results: dict[str, Any]) -> None:
+    """The tables as Markdown in bench/results/retrieval.md, with the machine described."""
+    from bench._results import markdown_table, write
+
+    parts = []
+    for label, size in results["sizes"].items():
+        for group, rows in size["table"].items():
+            parts.append(f"**{label}, {group}**\n\n" + markdown_table(
+                ["system", "p50 ms", "p95 ms", "x LangChain p50", "x LangChain p95"],
+                [[system + (" (baseline)" if system == BASELINE else ""), f"{row['p50_ms']:.2f}", f"{row['p95_ms']:.2f}",
+                  f"{row['ratio_p50']:.2f}", f"{row['ratio_p95']:.2f}"] for system, row in rows.items()]))
+    write("retrieval", "Query embedding + search: ours vs LangChain similarity_search", "\n\n".join(parts), results)
 
 
 def report(results: dict[str, Any], total_s: float, path: Path | None) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -13,12 +15,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from ingest.chunking import StructureAwareChunker
+from ingest.distributed import Executor, LocalExecutor, ParseTools, RayExecutor
 from ingest.job import IngestJob, Redactor
 from ingest.report import IngestReport
 from ingest.sources import CorpusRoot
 from rag.cli import exit_with, settings_with
 from rag.errors import ConfigError, RagError
-from rag.factory import build_embedder
+from rag.factory import ann_options, build_embedder
+from rag.protocols import Embedder
 from rag.settings import Settings
 from rag.tokenizer import TextTokenizer
 from rag.types import DOC_TYPES
@@ -41,23 +45,30 @@ def ingest(
     wait: Annotated[float, typer.Option(help="Seconds to wait for another ingestion to finish.")] = 0.0,
     allow_empty: Annotated[bool, typer.Option(help="Let an empty root remove everything it held.")] = False,
     include_unresolved: Annotated[bool | None, typer.Option(help="Also index open/pending tickets.")] = None,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", metavar="ADDRESS", help="Parse and embed on Ray: 'local' starts one here, 'auto' or "
+        "ray://HOST:PORT joins a cluster (default: RAG_INGEST__RAY_ADDRESS, else in this process).")] = None,
+    ray_workers: Annotated[int | None, typer.Option(
+        "--ray-workers", min=0, help="Ray workers, each parsing and embedding; 0 = one per CPU Ray sees.")] = None,
 ) -> None:
     """Bring an index up to date with corpus folders: only new, changed and removed files are processed.
 
     Example: rag ingest kb/docs kb/policies kb/tickets --index data/index --report ingest.json
+
+    On a Ray cluster (`ray start --head` first): rag ingest kb/docs kb/policies --ray auto
 
     Exit codes: 0 ok, 10 some files or records skipped, 11 some files failed (previous version kept),
     2 bad arguments, 3 index unusable, 75 another ingestion holds the index.
     """
     if doc_type is not None and doc_type not in DOC_TYPES:
         raise typer.BadParameter(f"choose one of {', '.join(DOC_TYPES)}", param_hint="--doc-type")
-    settings = settings_with(index__dir=index, ingest__include_unresolved_tickets=include_unresolved)
+    settings = settings_with(index__dir=index, ingest__include_unresolved_tickets=include_unresolved,
+                             ingest__ray_address=ray, ingest__ray_workers=ray_workers)
     try:
         roots = [CorpusRoot.parse(text) for text in paths]
         roots = [root if root.doc_type or doc_type is None else CorpusRoot(root.path, doc_type)  # type: ignore[arg-type]
                  for root in roots]
-        with _progress() as bar:
-            job = _job(settings, bar, wait)
+        with _progress() as bar, _job(settings, bar, wait) as job:
             report = job.run(roots, full=full, dry_run=dry_run, allow_empty=allow_empty)
     except RagError as exc:
         exit_with(exc)
@@ -68,10 +79,11 @@ def ingest(
     raise typer.Exit(report.exit_code)
 
 
-def _job(settings: Settings, bar: Progress, wait: float) -> IngestJob:
+@contextmanager
+def _job(settings: Settings, bar: Progress, wait: float) -> Iterator[IngestJob]:
+    """The job the settings describe, with its executor (on Ray when an address is set) open while it runs."""
     embedder = build_embedder(settings)
-    chunker = StructureAwareChunker(count_tokens=embedder.count_tokens, chunk_tokens=settings.chunking.chunk_tokens,
-                                    overlap_tokens=settings.chunking.overlap_tokens)
+    tools = parse_tools(settings, embedder)
     tasks: dict[str, TaskID] = {}
 
     def show(stage: str, done: int, total: int) -> None:
@@ -80,14 +92,32 @@ def _job(settings: Settings, bar: Progress, wait: float) -> IngestJob:
         bar.update(tasks[stage], completed=done, total=total)
 
     options = settings.ingest
-    return IngestJob(
-        embedder=embedder, chunker=chunker, index_dir=settings.index.dir, gpu=settings.index.gpu,
-        include_unresolved_tickets=options.include_unresolved_tickets, redactor=build_redactor(settings),
-        redact_doc_types=options.redact_doc_types, dedup_threshold=options.dedup_threshold,
-        max_file_mb=options.max_file_mb, keep_versions=settings.index.keep_versions, lock_wait_s=wait, progress=show,
-        tokenizer=TextTokenizer(stem=settings.lexical.stem, stopwords=settings.lexical.stopwords),
-        bm25_k1=settings.lexical.k1, bm25_b=settings.lexical.b,
-    )
+    with _executor(settings) as executor:
+        yield IngestJob(
+            embedder=embedder, chunker=tools.chunker, index_dir=settings.index.dir, gpu=settings.index.gpu,
+            ann=ann_options(settings),
+            include_unresolved_tickets=options.include_unresolved_tickets, redactor=tools.redactor,
+            redact_doc_types=options.redact_doc_types, dedup_threshold=options.dedup_threshold,
+            max_file_mb=options.max_file_mb, keep_versions=settings.index.keep_versions, lock_wait_s=wait,
+            progress=show, tokenizer=TextTokenizer(stem=settings.lexical.stem, stopwords=settings.lexical.stopwords),
+            bm25_k1=settings.lexical.k1, bm25_b=settings.lexical.b, executor=executor,
+        )
+
+
+def _executor(settings: Settings) -> AbstractContextManager[Executor]:
+    """In this process, or on Ray; Ray workers build their embedder and tools from these same settings."""
+    options = settings.ingest
+    if options.ray_address is None:
+        return nullcontext(LocalExecutor())
+    return RayExecutor(address=options.ray_address, workers=options.ray_workers,
+                       embedder=partial(build_embedder, settings), tools=partial(parse_tools, settings))
+
+
+def parse_tools(settings: Settings, embedder: Embedder) -> ParseTools:
+    """The chunker (measured in the embedder's tokens) and the redactor the settings ask for."""
+    chunker = StructureAwareChunker(count_tokens=embedder.count_tokens, chunk_tokens=settings.chunking.chunk_tokens,
+                                    overlap_tokens=settings.chunking.overlap_tokens)
+    return ParseTools(chunker, build_redactor(settings), frozenset(settings.ingest.redact_doc_types))
 
 
 def build_redactor(settings: Settings) -> Redactor | None:

@@ -32,13 +32,14 @@ import numpy as np
 
 from ingest.chunking import StructureAwareChunker
 from ingest.dedup import near_duplicate_groups
+from ingest.distributed import Executor, FileParse, LocalExecutor, ParseTask, ParseTools
 from ingest.documents import SourceDocument
-from ingest.metadata import canonical_metadata, declared_metadata, resolve_policy_versions
+from ingest.metadata import declared_metadata, resolve_policy_versions
 from ingest.report import Change, IngestReport
 from ingest.sources import CorpusRoot, SourceFile, discover, file_sha256
 from ingest.unstructured_loader import SUPPORTED_SUFFIXES
 from rag.errors import ConfigError, IndexCorruptError, IndexNotFoundError, IngestError, RagError
-from rag.index import Bm25Index, ChunkStore, FaissIndex, IndexFiles, IndexFolder, LoadedIndex, open_index
+from rag.index import AnnOptions, Bm25Index, ChunkStore, FaissIndex, IndexFiles, IndexFolder, LoadedIndex, open_index
 from rag.index.faiss_index import GpuMode
 from rag.index.folder import FORMAT_VERSION
 from rag.protocols import Embedder, Vectors
@@ -91,6 +92,7 @@ class IngestJob:
         chunker: StructureAwareChunker,
         index_dir: Path,
         gpu: GpuMode = "auto",
+        ann: AnnOptions | None = None,
         batch_size: int = 64,
         include_unresolved_tickets: bool = False,
         redactor: Redactor | None = None,
@@ -104,11 +106,13 @@ class IngestJob:
         lock_wait_s: float = 0.0,
         today: date | None = None,
         progress: Progress | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self._embedder = embedder
         self._chunker = chunker
         self._folder = IndexFolder(index_dir)
         self._gpu = gpu
+        self._ann = ann or AnnOptions()  # the search index each version gets (flat, HNSW or IVF)
         self._batch_size = batch_size
         self._include_unresolved = include_unresolved_tickets
         self._redactor = redactor
@@ -121,6 +125,8 @@ class IngestJob:
         self._lock_wait_s = lock_wait_s
         self._today = today
         self._progress = progress or (lambda stage, done, total: None)
+        self._tools = ParseTools(chunker, redactor, frozenset(redact_doc_types))
+        self._executor = executor or LocalExecutor()  # or a RayExecutor: parse and embed fan out over workers
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -239,7 +245,8 @@ class IngestJob:
         left_out = {source for source, _ in report.failed + report.skipped}
         report.plan = [c for c in report.plan if c.source not in left_out]  # they are listed with their reasons
         removed = [c.source for c in report.plan if c.kind == "removed"]
-        if base is not None and not parsed and not removed and base.manifest["lexical"] == self._lexical() and not (
+        if base is not None and not parsed and not removed and base.manifest["lexical"] == self._lexical() and (
+                self._ann.is_current(base.search_index, len(base.vectors), self._embedder.dimension)) and not (
                 self._derived_updates(base.store, base.vectors, report=None)):
             report.version = base.version
             report.documents["unchanged"] = sum(len(r["documents"]) for r in base.store.files().values())
@@ -257,47 +264,33 @@ class IngestJob:
         report.pruned = self._folder.prune(self._keep_versions)
 
     def _parse(self, planned: list[_Planned], report: IngestReport) -> list[_Parsed]:
+        """Parse, redact and chunk the files on the executor; fold the results in, in plan order."""
         tick = time.perf_counter()
         results: list[_Parsed] = []
-        for done, item in enumerate(planned, start=1):
+        outcomes = self._executor.parse([ParseTask(item.item, item.declared) for item in planned], self._tools)
+        for done, (item, outcome) in enumerate(zip(planned, outcomes, strict=True), start=1):
             self._progress("parse", done, len(planned))
-            source = item.item.source
-            assert item.item.loader is not None
-            kept = " (its previous version stays indexed)" if item.change.kind == "changed" else ""
-            try:
-                loaded = item.item.loader.load(item.item.path, source=source, doc_type=item.item.doc_type)
-            except RagError as exc:
-                report.failed.append((source, f"{exc}{kept}"))
-                continue
-            report.skipped_records.extend(loaded.skipped)
-            if not loaded.documents:
-                report.skipped.append((source, f"no text in file{kept}"))
-                continue
-            documents = [self._prepare(document, item, report) for document in loaded.documents]
-            chunks = [chunk for document in documents for chunk in self._chunk(document)]
-            hashes = {d.source: _digest(d.title + "\n" + d.text + json.dumps(d.metadata, sort_keys=True, default=str))
-                      for d in documents}
-            results.append(_Parsed(item, chunks, hashes))
-            report.by_format[item.item.path.suffix.lower().lstrip(".")] += 1
+            parsed = self._fold(item, outcome, report)
+            if parsed is not None:
+                results.append(parsed)
         report.timings_s["parse"] = time.perf_counter() - tick
         return results
 
-    def _prepare(self, document: SourceDocument, item: _Planned, report: IngestReport) -> SourceDocument:
-        """Canonical metadata, then redaction, before the document is chunked."""
-        document = replace(document, metadata=canonical_metadata(document, item.declared))
-        if document.doc_type in self._redact_types and self._redactor is not None:
-            tick = time.perf_counter()
-            document, counts = self._redactor.redact_document(document)
-            report.redactions.update(counts)
-            report.timings_s["redact"] = report.timings_s.get("redact", 0.0) + time.perf_counter() - tick
-        return document
-
-    def _chunk(self, document: SourceDocument) -> list[Chunk]:
-        return [
-            Chunk(id=-1, text=piece.text, source=document.source, title=document.title, doc_type=document.doc_type,
-                  language=document.language, section=piece.section, page=piece.page, metadata=document.metadata)
-            for piece in self._chunker.split(document)
-        ]
+    def _fold(self, item: _Planned, outcome: FileParse, report: IngestReport) -> _Parsed | None:
+        """One file's outcome into the report; its chunks, or None when it failed or had no text."""
+        kept = " (its previous version stays indexed)" if item.change.kind == "changed" else ""
+        if outcome.error is not None:
+            report.failed.append((outcome.source, f"{outcome.error}{kept}"))
+            return None
+        report.skipped_records.extend(outcome.skipped_records)
+        report.redactions.update(outcome.redactions)
+        if outcome.redact_s is not None:
+            report.timings_s["redact"] = report.timings_s.get("redact", 0.0) + outcome.redact_s
+        if not outcome.documents:
+            report.skipped.append((outcome.source, f"no text in file{kept}"))
+            return None
+        report.by_format[item.item.path.suffix.lower().lstrip(".")] += 1
+        return _Parsed(item, outcome.chunks, outcome.documents)
 
     def _build(
         self, staging: Path, parsed: list[_Parsed], removed: list[str], base: LoadedIndex | None,
@@ -329,10 +322,10 @@ class IngestJob:
             next_id = self._add(parsed, store, vectors, cache, next_id, report)
             tick = time.perf_counter()
             self._derived_updates(store, vectors, report=report)
-            vectors.save(files.vectors)
+            search_index = vectors.save(files.vectors, ann_path=files.ann_vectors, options=self._ann)
             self._index_terms(store, files.bm25, fresh=base is None or base.manifest["lexical"] != self._lexical())
             version = self._folder.new_version_id()
-            manifest = self._manifest(version, base, store, next_id)
+            manifest = {**self._manifest(version, base, store, next_id), "search_index": search_index}
             files.manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
             self._fill_counts(store, report)
         finally:
@@ -349,11 +342,12 @@ class IngestJob:
         keys = [_digest(chunk.text) for chunk in pending]  # in `pending` order
         texts = sorted({key: c.text for c, key in zip(pending, keys, strict=True) if key not in cache}.items())
         tick = time.perf_counter()
-        for start in range(0, len(texts), self._batch_size):
-            batch = texts[start : start + self._batch_size]
-            for (key, _), row in zip(batch, self._embedder.embed_documents([t for _, t in batch]), strict=True):
+        batches = [texts[start : start + self._batch_size] for start in range(0, len(texts), self._batch_size)]
+        embedded = self._executor.embed([[text for _, text in batch] for batch in batches], self._embedder)
+        for done, (batch, rows) in enumerate(zip(batches, embedded, strict=True)):
+            for (key, _), row in zip(batch, rows, strict=True):
                 cache[key] = row
-            self._progress("embed", start + len(batch), len(texts))
+            self._progress("embed", min(len(texts), (done + 1) * self._batch_size), len(texts))
         report.timings_s["embed"] = time.perf_counter() - tick
         fresh = {key for key, _ in texts}
         report.chunks_embedded = len(texts)

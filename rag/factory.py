@@ -10,7 +10,7 @@ from rag.conversations import ConversationStore
 from rag.decisions import AnswerPolicy
 from rag.errors import ConfigError, RagError, RerankerError
 from rag.feedback import FeedbackStore
-from rag.index import IndexFolder, LoadedIndex, open_index
+from rag.index import AnnOptions, IndexFolder, LoadedIndex, open_index
 from rag.llm import GuardedLLM, OpenAICompatibleLLM
 from rag.llm.server import VLLMServer
 from rag.pipeline import RagPipeline
@@ -22,7 +22,7 @@ from rag.retrieval import HybridRetriever, RelevanceScale, RetrievalMode
 from rag.settings import Settings
 from rag.tokenizer import TextTokenizer
 
-__all__ = ["Runtime", "build_embedder", "build_llm", "build_reranker", "build_retriever", "build_runtime"]
+__all__ = ["Runtime", "ann_options", "build_embedder", "build_llm", "build_reranker", "build_retriever", "build_runtime"]
 
 log = logging.getLogger("rag.factory")
 
@@ -105,9 +105,14 @@ class Runtime:
 
 
 def build_embedder(settings: Settings) -> Embedder:
+    """The configured embedder, with one thread count set for torch, FAISS and the embedding runtime."""
+    from rag.threads import configure_threads
+
     options = settings.embedding
+    threads = configure_threads(options.threads)
     return create_embedder(options.backend, model=options.model, device=options.device,
-                           batch_size=options.batch_size)
+                           batch_size=options.batch_size, precision=options.precision, threads=threads,
+                           cache_dir=options.cache_dir.expanduser())
 
 
 def build_llm(settings: Settings, *, stop: tuple[str, ...] = ()) -> OpenAICompatibleLLM:
@@ -143,7 +148,7 @@ def build_retriever(
     reranker: Reranker | None = None,
 ) -> tuple[HybridRetriever, LoadedIndex]:
     """Open the index, check it was built with the configured embedding model, and wrap it."""
-    index = open_index(settings.index.dir, gpu=settings.index.gpu)
+    index = open_index(settings.index.dir, gpu=settings.index.gpu, ann=ann_options(settings))
     embedder = embedder or build_embedder(settings)
     if index.embedding_model != embedder.name:
         index.close()
@@ -160,6 +165,13 @@ def build_retriever(
         relevance=RelevanceScale(options.cosine_floor, options.cosine_ceiling, tuple(settings.embedding.languages)),
     )
     return retriever, index
+
+
+def ann_options(settings: Settings) -> AnnOptions:
+    """The search index ingestion builds (kind, compression, HNSW links) and how serving searches it."""
+    index = settings.index
+    return AnnOptions(kind=index.kind, threshold=index.ann_threshold, compression=index.compression,
+                      hnsw_m=index.hnsw_m, ef_search=index.hnsw_ef_search, nprobe=index.ivf_nprobe)
 
 
 def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Runtime:

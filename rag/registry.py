@@ -1,12 +1,15 @@
 """Backends by name (embedders, rerankers). Built-ins register exactly as an outside plug-in would.
 
 A plug-in package exposes an entry point in the group `rag.embedders`, whose value is a
-callable taking the embedding keyword arguments (model, device, batch_size) and returning
-an object that satisfies `rag.protocols.Embedder`.
+callable taking the embedding keyword arguments (model, device, batch_size, precision, threads,
+cache_dir) and returning an object that satisfies `rag.protocols.Embedder`. A factory that does not
+take `**options` is given only the arguments it names, so one written for (model, device,
+batch_size) keeps working.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
@@ -34,8 +37,9 @@ def embedder_names() -> list[str]:
 
 
 def create_embedder(backend: str, **options: Any) -> Embedder:
-    """Build the embedder registered as `backend` with its options."""
-    return _create(_EMBEDDERS, backend, "embedding", "RAG_EMBEDDING__BACKEND")(**options)
+    """Build the embedder registered as `backend` with the options its factory takes."""
+    factory = _create(_EMBEDDERS, backend, "embedding", "RAG_EMBEDDING__BACKEND")
+    return factory(**_accepted(factory, options))
 
 
 def register_reranker(name: str, factory: RerankerFactory) -> None:
@@ -56,6 +60,18 @@ def _create(registry: dict[str, F], backend: str, role: str, setting: str) -> F:
     return registry[backend]
 
 
+def _accepted(factory: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The options a factory names, or all of them when it takes **options (or cannot be inspected)."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return options
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return options
+    names = {p.name for p in parameters}
+    return {name: value for name, value in options.items() if name in names}
+
+
 def _load_plugins() -> None:
     for group, registry in (("rag.embedders", _EMBEDDERS), ("rag.rerankers", _RERANKERS)):
         for entry in entry_points(group=group):
@@ -63,10 +79,24 @@ def _load_plugins() -> None:
                 registry[entry.name] = entry.load()
 
 
-def _sentence_transformers(**options: Any) -> Embedder:
+def _sentence_transformers(*, model: str = "all-MiniLM-L6-v2", device: str = "auto", batch_size: int = 32,
+                           precision: str = "fp32", **_: Any) -> Embedder:
+    """PyTorch; its threads are set process-wide (`rag.threads`), and it exports nothing to cache."""
     from rag.embedders.sentence_transformer import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder(**options)
+    return SentenceTransformerEmbedder(model=model, device=device, batch_size=batch_size, precision=precision)
+
+
+def _onnx(**options: Any) -> Embedder:
+    from rag.embedders.onnx import OnnxEmbedder
+
+    return OnnxEmbedder(**options)
+
+
+def _openvino(**options: Any) -> Embedder:
+    from rag.embedders.openvino import OpenVINOEmbedder
+
+    return OpenVINOEmbedder(**options)
 
 
 def _hash(**options: Any) -> Embedder:
@@ -82,5 +112,7 @@ def _cross_encoder(**options: Any) -> Reranker:
 
 
 register_embedder("sentence-transformers", _sentence_transformers)
+register_embedder("onnx", _onnx)
+register_embedder("openvino", _openvino)
 register_reranker("cross-encoder", _cross_encoder)
 register_embedder("hash", _hash)

@@ -33,10 +33,16 @@ __all__ = [
 
 
 class EmbeddingSettings(BaseModel):
-    backend: str = "sentence-transformers"
+    backend: str = Field("sentence-transformers", description="sentence-transformers (PyTorch), onnx (ONNX Runtime), "
+                         "openvino, hash (tests), or a plug-in's name")
     model: str = "all-MiniLM-L6-v2"
+    precision: Literal["fp32", "fp16", "int8"] = Field("fp32", description="int8: a quantized model (onnx, openvino), "
+                                                       "made once from the packaged one; fp16: on a GPU")
     device: str = "auto"
     batch_size: int = Field(32, ge=1)
+    threads: int = Field(0, ge=0, description="intra-op threads for embedding (torch, ONNX Runtime, OpenVINO) and "
+                         "FAISS; 0 = the machine's cores, shared with the web server (see README)")
+    cache_dir: Path = Field(Path("~/.cache/rag/embedders"), description="where exported and quantized models are kept")
     languages: list[str] = Field(["en"], description="scripts the model was trained on (en, zh, ja, ko); [] = all. "
                                  "Outside them, relevance comes from lexical coverage")
 
@@ -49,6 +55,14 @@ class ChunkingSettings(BaseModel):
 class IndexSettings(BaseModel):
     dir: Path = Path("data/index")
     gpu: Literal["auto", "on", "off"] = "auto"
+    kind: Literal["auto", "flat", "hnsw", "ivf"] = Field("auto", description="the search index: auto = flat below "
+                                                         "ann_threshold vectors, hnsw above it")
+    ann_threshold: int = Field(100_000, ge=0, description="vectors from which `auto` builds an approximate index")
+    compression: Literal["none", "sq8", "pq"] = Field("none", description="vector codes of the approximate index: "
+                                                      "sq8 = 1 byte per dimension, pq = a few bytes per vector")
+    hnsw_m: int = Field(32, ge=4, description="HNSW links per vector")
+    hnsw_ef_search: int = Field(128, ge=1, description="HNSW candidates per query (recall against speed)")
+    ivf_nprobe: int = Field(32, ge=1, description="IVF lists searched per query")
     keep_versions: int = Field(3, ge=0, description="previous versions kept for rollback")
     reload_interval_s: float = Field(2.0, ge=0, description="how often `rag serve` looks for a new version; 0 = never")
 
@@ -64,6 +78,9 @@ class IngestSettings(BaseModel):
     pii_allow: list[str] = Field(default_factory=list, description="values never redacted, e.g. the company's own contacts")
     dedup_threshold: float = Field(0.8, gt=0, le=1, description="cosine of ticket embeddings above which they are "
                                    "near-duplicates")
+    ray_address: str | None = Field(None, description="run parsing and embedding on Ray: 'local' starts one here, "
+                                    "'auto' or ray://host:port joins a cluster; unset = in this process")
+    ray_workers: int = Field(0, ge=0, description="Ray workers (parse and embed actors); 0 = one per CPU Ray sees")
 
 
 class LexicalSettings(BaseModel):

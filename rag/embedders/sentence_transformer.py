@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.errors import EmbeddingError, RerankerError
+from rag.errors import ConfigError, EmbeddingError, RerankerError
 from rag.protocols import Vectors
 
 if TYPE_CHECKING:
@@ -51,11 +51,13 @@ class SentenceTransformerEmbedder:
         device: str = "auto",
         batch_size: int = 32,
         max_tokens: int | None = None,
+        precision: str = "fp32",
     ) -> None:
         self._model_name = model
-        self._device = device
+        self._device = _device_for(precision, device)
         self._batch_size = batch_size
         self._max_tokens = max_tokens
+        self.precision = precision
         self._lock = threading.Lock()
 
     @property
@@ -64,6 +66,12 @@ class SentenceTransformerEmbedder:
 
     @cached_property
     def _model(self) -> SentenceTransformer:
+        model = self._load()
+        if self.precision == "fp16":
+            model.half()
+        return model
+
+    def _load(self) -> SentenceTransformer:
         path = resolve_model_path(self._model_name)
         try:
             from sentence_transformers import SentenceTransformer
@@ -126,6 +134,32 @@ class SentenceTransformerEmbedder:
                 raise EmbeddingError(f"embedding failed: {exc}") from exc
         matrix: Vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         return matrix
+
+
+def _device_for(precision: str, device: str) -> str:
+    """The device to load on; fp16 only on a CUDA device, int8 only in the exported backends."""
+    if precision == "int8":
+        raise ConfigError("precision int8 needs a quantized exported model, which the sentence-transformers backend "
+                          "does not make: set RAG_EMBEDDING__BACKEND=onnx or openvino (or precision fp32)")
+    if precision not in ("fp32", "fp16"):
+        raise ConfigError(f"unknown precision {precision!r}: choose fp32, fp16 (CUDA) or int8 (onnx, openvino) "
+                          "(RAG_EMBEDDING__PRECISION)")
+    if precision == "fp32":
+        return device
+    cuda = device if device.startswith("cuda") else "cuda" if device == "auto" and _cuda_available() else None
+    if cuda is None:
+        raise ConfigError(f"precision fp16 needs a CUDA GPU, and the device is {device!r}"
+                          f"{' (no GPU visible)' if device == 'auto' else ''}: set RAG_EMBEDDING__PRECISION=fp32, "
+                          "or int8 with RAG_EMBEDDING__BACKEND=onnx for a faster CPU model")
+    return cuda
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - sentence-transformers depends on torch
+        return False
+    return bool(torch.cuda.is_available())
 
 
 class CrossEncoderReranker:

@@ -4,7 +4,9 @@
         CURRENT                 the id of the current version (one line), replaced by one rename
         versions/<id>/          one complete index:
             manifest.json       embedding model, chunker, parser, counts, parent version
-            vectors.faiss       the CPU FAISS index (ID-mapped inner product)
+            vectors.faiss       the exact CPU FAISS index (ID-mapped inner product): the source of truth
+            vectors.ann.faiss   the approximate search index (HNSW or IVF), when the version has one (see
+                                `rag.index.faiss_index`; the manifest's "search_index" describes it)
             chunks.sqlite3      chunk text, metadata and BM25 terms by id, and the files they came from
             bm25/               the BM25 index over the same chunks (see `rag.index.bm25_index`)
         versions/.staging-*     a version being written (a crashed run leaves one; the next run removes it)
@@ -32,7 +34,7 @@ from typing import Any
 
 from rag.errors import IndexCorruptError, IndexLockedError, IndexNotFoundError, InputError
 from rag.index.bm25_index import Bm25Index
-from rag.index.faiss_index import FaissIndex, GpuMode
+from rag.index.faiss_index import AnnOptions, FaissIndex, GpuMode
 from rag.index.store import ChunkStore
 
 __all__ = [
@@ -55,6 +57,10 @@ class IndexFiles:
     @property
     def vectors(self) -> Path:
         return self.root / "vectors.faiss"
+
+    @property
+    def ann_vectors(self) -> Path:
+        return self.root / "vectors.ann.faiss"
 
     @property
     def chunks(self) -> Path:
@@ -94,6 +100,11 @@ class LoadedIndex:
     @property
     def embedding_model(self) -> str:
         return str(self.manifest["embedding"]["model"])
+
+    @property
+    def search_index(self) -> dict[str, Any]:
+        """The manifest's description of the search index ({"kind": "flat"} for versions without one)."""
+        return dict(self.manifest.get("search_index") or {"kind": "flat"})
 
     @property
     def tokenizer_settings(self) -> dict[str, Any]:
@@ -272,12 +283,21 @@ def resolve_version_dir(root: Path) -> Path:
     return path
 
 
-def open_index(root: Path, *, gpu: GpuMode = "auto") -> LoadedIndex:
-    """Open and cross-check the current version of an index folder (or one version folder)."""
+def open_index(root: Path, *, gpu: GpuMode = "auto", ann: AnnOptions | None = None) -> LoadedIndex:
+    """Open and cross-check the current version of an index folder (or one version folder).
+
+    A version with an approximate search index is searched through it, with `ann`'s search-time options
+    (ef_search, nprobe, refine, exact_below); `ann.kind == "flat"` searches the exact index instead.
+    """
     path = resolve_version_dir(root)
     files = IndexFiles(path)
     manifest = read_manifest(files.manifest)
-    vectors = FaissIndex.load(files.vectors, gpu=gpu)
+    approximate = (manifest.get("search_index") or {}).get("kind", "flat") != "flat"
+    if approximate and not files.ann_vectors.exists():
+        raise IndexCorruptError(f"index at {path}: the manifest names a search index {files.ann_vectors.name} that "
+                                "is missing. Roll back with `rag index rollback` or rebuild with `rag ingest --full`")
+    use_ann = approximate and (ann is None or ann.kind != "flat")
+    vectors = FaissIndex.load(files.vectors, gpu=gpu, ann_path=files.ann_vectors if use_ann else None, options=ann)
     lexical = Bm25Index.load(files.bm25)
     store = ChunkStore(files.chunks)
     expected, stored = manifest["counts"]["chunks"], len(store)
