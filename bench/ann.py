@@ -155,12 +155,15 @@ def run_size(label: str, count: int, folder: Path, *, n_queries: int, quick: boo
     for config in CONFIGS:
         rows += build_config(config, flat, flat_path, queries, truth, folder, count, quick=quick)
         gc.collect()
+    load = os.getloadavg()[0]
     measure_single(rows, queries)
+    load = max(load, os.getloadavg()[0])  # runnable processes on 2 cores: above ~2, others were busy too
+    print(f"  load average while measuring single queries: up to {load:.1f}", flush=True)
     figures = [row.figures for row in rows]
     for row in figures:
         print(row_text(row, figures[0]), flush=True)
     filtered = run_filtered(flat, rows[1].index, queries, count) if largest else []
-    return {"vectors": count, "centres": centres, "rows": figures, "filtered": filtered}
+    return {"vectors": count, "centres": centres, "rows": figures, "filtered": filtered, "load_average": load}
 
 
 def build_config(config: Config, flat: FaissIndex, flat_path: Path, queries: Vectors, truth: np.ndarray,
@@ -303,7 +306,8 @@ def report(results: dict[str, Any]) -> None:
     parts, largest = [], list(results["sizes"])[-1]
     for label, size in results["sizes"].items():
         base = size["rows"][0]
-        parts.append(f"### {label} ({size['vectors']:,} vectors)\n\n" + markdown_table(
+        parts.append(f"### {label} ({size['vectors']:,} vectors, {size['centres']:,} centres; load average up to "
+                     f"{size.get('load_average', 0):.1f} while timing single queries)\n\n" + markdown_table(
             ["index", "setting", "build s", "single QPS", "x Flat", "batch QPS", "x Flat", "recall@10",
              "bytes/vector", "x Flat", "bytes/chunk incl. store"],
             [[r["index"], r["setting"], f"{r['build_s']:.1f}", f"{r['single_qps']:,.0f}",
