@@ -55,6 +55,7 @@ def test_below_the_bound_every_request_is_answered(service: Service, llm: Script
 
 def test_beyond_the_bound_the_extra_requests_are_refused_at_once(service: Service, llm: ScriptedOpenAIServer) -> None:
     llm.fault, llm.delay_s = "slow", LLM_DELAY_S
+    log_from = service.log_lines()
     try:
         # Clients pause 0.1 s after a 503 (Retry-After says 1 s): retrying at once, 3K of them would only
         # measure the Python load client and the server fighting over 2 cores (see bench/load.py).
@@ -67,8 +68,14 @@ def test_beyond_the_bound_the_extra_requests_are_refused_at_once(service: Servic
     assert set(result.statuses) == {200, 503}
     retry_after, body = result.refusals[503]
     assert retry_after == "1" and json.loads(body)["error"]["type"] == "overloaded"
-    p99 = result.percentile_ms(503, 99)
-    assert p99 is not None and p99 < LLM_DELAY_S * 1000 / 4, "a 503 waited as if queued behind the model"
+    # at once: the service spent well under a millisecond on a typical refusal and never waited for a slot; its
+    # own log times that. The client's p99 is not the check: the load client shares this process (and its GIL)
+    # with the scripted LLM server, and a loaded 2-core CI machine once stalled it ~0.9 s while the median stayed 6 ms
+    served = sorted(service.served_ms("/ask", 503, since=log_from))
+    assert len(served) == result.statuses[503]
+    assert served[len(served) // 2] < 5 and served[-1] < LLM_DELAY_S * 1000 / 4, "a 503 waited as if queued"
+    median = result.percentile_ms(503, 50)
+    assert median is not None and median < LLM_DELAY_S * 1000 / 4, "most 503s reached the client late"
     # at most K answers at a time: the gauge never showed more, and every 200 held a slot for the model's
     # whole delay, so together they cannot have held more than K slots for the length of the run
     assert result.in_flight_peak == K
