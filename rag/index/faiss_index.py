@@ -405,8 +405,9 @@ class FaissIndex:
 
     def _ann_searcher(self, selector: Any) -> Any:
         assert self._ann is not None
-        if self._ann.kind != "ivf" or selector is not None or not self._use_gpu():
-            return self._ann.index
+        use_gpu = self._use_gpu()  # first: "on" without a GPU is an error whatever the kind
+        if self._ann.kind != "ivf" or selector is not None or not use_gpu:
+            return self._ann.index  # faiss has no GPU HNSW; GPU indexes take no selector
         if self._gpu is None:
             self._ann.inner.nprobe = self._options.nprobe  # the copy keeps it, whether or not it reads the params
             self._gpu_resources = self._gpu_resources or faiss.StandardGpuResources()

@@ -17,7 +17,7 @@ from rag.api.keys import KeyRing
 from rag.embedders import HashEmbedder
 from rag.errors import ConfigError, IndexCorruptError
 from rag.factory import ann_options, build_runtime
-from rag.index import AnnOptions, FaissIndex, IndexFiles, IndexFolder, open_index
+from rag.index import AnnOptions, FaissIndex, IndexFiles, IndexFolder, gpu_count, open_index
 from rag.settings import Settings
 from rag.testing import ScriptedOpenAIServer
 from tests.conftest import TINY_CORPUS, make_job, roots_of, running, write_corpus
@@ -134,6 +134,25 @@ def test_removed_ids_become_tombstones_then_force_a_rebuild(flat: FaissIndex, tm
     described = index.save(tmp_path / "c.faiss", ann_path=tmp_path / "c.ann.faiss", options=options)
     assert described["build"] == "rebuilt" and described["tombstones"] == 0
     assert described["vectors"] == len(index) == COUNT - COUNT // 5
+
+
+@pytest.mark.skipif(gpu_count() > 0, reason="checks the no-GPU error; this machine has a GPU")
+def test_gpu_on_without_gpu_says_how_to_fix_for_ann_too(flat: FaissIndex, queries: np.ndarray, tmp_path: Path) -> None:
+    built(flat, tmp_path, AnnOptions(kind="hnsw"))
+    index = FaissIndex.load(tmp_path / "vectors.faiss", gpu="on", ann_path=tmp_path / "vectors.ann.faiss")
+    with pytest.raises(ConfigError, match="no GPU"):
+        index.search(queries[0], 1)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(gpu_count() == 0, reason="needs faiss with GPU support and a CUDA GPU")
+def test_ivf_searches_on_the_gpu_like_on_the_cpu(flat: FaissIndex, queries: np.ndarray, tmp_path: Path) -> None:
+    cpu, _ = built(flat, tmp_path, AnnOptions(kind="ivf"))
+    gpu = FaissIndex.load(tmp_path / "vectors.faiss", gpu="on", ann_path=tmp_path / "vectors.ann.faiss")
+    assert gpu.on_gpu and not cpu.on_gpu
+    assert recall(cpu, gpu, queries) >= 0.99
+    allowed = list(range(1000, 1000 + COUNT, 2))  # filtered searches stay on the CPU copy
+    assert gpu.search(queries[0], 10, allowed_ids=allowed) == cpu.search(queries[0], 10, allowed_ids=allowed)
 
 
 def test_hnsw_with_pq_codes_is_refused_with_the_fix() -> None:
