@@ -12,7 +12,7 @@
 
 Each bench measures its baseline in the same run and prints ratios side by side; this command runs them one
 after another (never together: they would share the cores they measure) and writes results/README.md.
-Needs the bench extra (LangChain baselines, matplotlib): pip install -e '.[cpu,bench,onnx,openvino]'.
+Needs the bench extra (LangChain baselines, matplotlib): pip install -e '.[cpu,bench,onnx]'.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ def main() -> None:
     embedders: dict[str, Embedder] = {}
     for spec in args.backends.split(","):
         backend, _, precision = spec.partition(":")
-        embedder = build_embedder(Settings(embedding={"backend": backend, "precision": precision or "fp32"}))
+        embedder = build_embedder(Settings(embedding={"backend": backend, "precision": precision or "auto"}))
         embedder.embed_query("warm-up")  # every pipeline starts with its model loaded (and exported) once
         embedders[f"ours {backend}:{precision or 'fp32'}"] = embedder
     model_path = resolve_model_path("all-MiniLM-L6-v2")

@@ -28,6 +28,8 @@ that rotates per question, so machine noise hits all alike):
   ours hybrid           HybridRetriever.retrieve(q, top_k=4): embed + FAISS + BM25 + RRF + chunk fetch
   ours dense            the same in mode="dense": hybrid minus dense is what BM25 and fusion cost
   ours hybrid+policy filter  with Filters(doc_types=("policy",)), applied in SQL before both searches
+  ours hybrid, <default backend>  ours hybrid with the service's default embedder (RAG_EMBEDDING__* defaults:
+          OpenVINO int8) embedding the question, over the same index: what a question costs as shipped
 Search only: the same rows with the question's vector computed beforehand (ours through an embedder that
 returns it, LangChain's similarity_search_by_vector), against LangChain's by-vector search as baseline.
 Needs the bench extra: pip install -e '.[bench]'.
@@ -63,7 +65,10 @@ from ingest.job import IngestJob
 from rag.embedders import SentenceTransformerEmbedder
 from rag.index import Bm25Index, ChunkStore, FaissIndex, gpu_count, open_index
 from rag.protocols import Embedder, Vectors
+from rag.registry import create_embedder
 from rag.retrieval import HybridRetriever, RetrievalMode
+from rag.settings import EmbeddingSettings
+from rag.threads import available_cores
 from rag.tokenizer import TextTokenizer
 from rag.types import DOC_TYPES, Chunk, DocType, Filters
 
@@ -248,7 +253,8 @@ def check_same_vectors(corpus: Corpus, chain: FAISS, cached: PrecomputedEmbedder
         raise AssertionError(f"our FAISS and LangChain's disagree on {question!r}: {ours} vs {theirs}")
 
 
-def cases(corpus: Corpus, chain: FAISS, embedder: Embedder, cached: PrecomputedEmbedder) -> dict[tuple[str, str], Case]:
+def cases(corpus: Corpus, chain: FAISS, embedder: Embedder, cached: PrecomputedEmbedder,
+          default: Embedder) -> dict[tuple[str, str], Case]:
     """Every timed call, keyed by (group, system); each group's baseline is LangChain."""
     result: dict[tuple[str, str], Case] = {}
     for group, source in ((END_TO_END, embedder), (SEARCH_ONLY, cached)):
@@ -260,7 +266,12 @@ def cases(corpus: Corpus, chain: FAISS, embedder: Embedder, cached: PrecomputedE
         result[group, "ours hybrid"] = retrieving(hybrid)
         result[group, "ours dense"] = retrieving(dense)
         result[group, "ours hybrid+policy filter"] = retrieving(hybrid, POLICY)
+    result[END_TO_END, f"ours hybrid, {_variant(default)}"] = retrieving(corpus.make(default, "hybrid"))
     return result
+
+
+def _variant(embedder: Embedder) -> str:
+    return str(getattr(embedder, "variant", type(embedder).__name__))
 
 
 def retrieving(retriever: HybridRetriever, filters: Filters | None = None) -> Case:
@@ -329,11 +340,12 @@ def parse_sizes(text: str) -> list[tuple[str, int | None]]:
     return sizes
 
 
-def run_size(corpus: Corpus, embedder: Embedder, questions: Sequence[str], queries: int) -> dict[str, Any]:
+def run_size(corpus: Corpus, embedder: Embedder, questions: Sequence[str], queries: int,
+             default: Embedder) -> dict[str, Any]:
     chain = langchain_store(embedder, corpus)
     cached = PrecomputedEmbedder(embedder, [questions[i % len(questions)] for i in range(queries)] + [questions[-1]])
     check_same_vectors(corpus, chain, cached, questions[0])
-    table = summarise(latencies_ms(cases(corpus, chain, embedder, cached), questions, queries))
+    table = summarise(latencies_ms(cases(corpus, chain, embedder, cached, default), questions, queries))
     return {"chunks": len(corpus.chunks), "queries": queries, "build_s": corpus.build_s, "table": table}
 
 
@@ -363,6 +375,10 @@ def main() -> None:
     started = time.perf_counter()
     embedder = SentenceTransformerEmbedder()
     embedder.embed_query("warm-up")  # the model loads once, before anything is timed
+    options = EmbeddingSettings()
+    default = create_embedder(options.backend, precision=options.precision, batch_size=options.batch_size,
+                              threads=args.threads or available_cores(), cache_dir=options.cache_dir.expanduser())
+    default.embed_query("warm-up")  # exported once into the cache if needed, loaded, before anything is timed
     questions = load_questions()
     results: dict[str, Any] = {"machine": machine(embedder), "seed": args.seed, "sizes": {}}
     with tempfile.TemporaryDirectory(prefix="bench-retrieval-") as scratch:
@@ -371,7 +387,7 @@ def main() -> None:
             corpus = sample if n is None else synthetic_corpus(sample.chunks, n, args.seed, Path(scratch),
                                                                embedder.dimension)
             print_build(label, corpus.build_s)
-            results["sizes"][label] = run_size(corpus, embedder, questions, args.queries)
+            results["sizes"][label] = run_size(corpus, embedder, questions, args.queries, default)
             print_table(label, len(corpus.chunks), args.queries, results["sizes"][label]["table"])
     report(results, time.perf_counter() - started, args.json)
     if args.markdown:

@@ -154,7 +154,8 @@ def build_retriever(
         index.close()
         raise ConfigError(
             f"index at {settings.index.dir} was built with {index.embedding_model!r} but the "
-            f"configured embedding model is {embedder.name!r}: re-run `rag ingest` or set RAG_EMBEDDING__MODEL"
+            f"configured embedding model is {embedder.name!r}: re-run `rag ingest` (it re-embeds everything), or "
+            "set RAG_EMBEDDING__MODEL, __BACKEND and __PRECISION to what built the index"
         )
     options = settings.retrieval
     retriever = HybridRetriever.over(

@@ -80,7 +80,7 @@ def _load_plugins() -> None:
 
 
 def _sentence_transformers(*, model: str = "all-MiniLM-L6-v2", device: str = "auto", batch_size: int = 32,
-                           precision: str = "fp32", **_: Any) -> Embedder:
+                           precision: str = "auto", **_: Any) -> Embedder:
     """PyTorch; its threads are set process-wide (`rag.threads`), and it exports nothing to cache."""
     from rag.embedders.sentence_transformer import SentenceTransformerEmbedder
 

@@ -92,7 +92,8 @@ def _openvino() -> Any:
     try:
         import openvino
     except ImportError as exc:
-        raise EmbeddingError("the openvino backend needs OpenVINO: pip install 'support-rag[openvino]'") from exc
+        raise EmbeddingError("the openvino backend needs OpenVINO, a dependency of support-rag: pip install "
+                             "'openvino>=2024.4' 'nncf>=2.13' 'onnx>=1.16'") from exc
     return openvino
 
 

@@ -51,13 +51,12 @@ class SentenceTransformerEmbedder:
         device: str = "auto",
         batch_size: int = 32,
         max_tokens: int | None = None,
-        precision: str = "fp32",
+        precision: str = "auto",
     ) -> None:
         self._model_name = model
-        self._device = _device_for(precision, device)
+        self.precision, self._device = _precision_and_device(precision, device)
         self._batch_size = batch_size
         self._max_tokens = max_tokens
-        self.precision = precision
         self._lock = threading.Lock()
 
     @property
@@ -136,8 +135,12 @@ class SentenceTransformerEmbedder:
         return matrix
 
 
-def _device_for(precision: str, device: str) -> str:
-    """The device to load on; fp16 only on a CUDA device, int8 only in the exported backends."""
+def _precision_and_device(precision: str, device: str) -> tuple[str, str]:
+    """The precision and the device to load on: auto = fp16 on a CUDA device, else fp32; fp16 only on a CUDA
+    device, int8 only in the exported backends. fp16 vectors are fp32's to ~1e-3, so they share its name."""
+    if precision == "auto":
+        on_cuda = device.startswith("cuda") or (device == "auto" and _cuda_available())
+        precision = "fp16" if on_cuda else "fp32"
     if precision == "int8":
         raise ConfigError("precision int8 needs a quantized exported model, which the sentence-transformers backend "
                           "does not make: set RAG_EMBEDDING__BACKEND=onnx or openvino (or precision fp32)")
@@ -145,13 +148,13 @@ def _device_for(precision: str, device: str) -> str:
         raise ConfigError(f"unknown precision {precision!r}: choose fp32, fp16 (CUDA) or int8 (onnx, openvino) "
                           "(RAG_EMBEDDING__PRECISION)")
     if precision == "fp32":
-        return device
+        return precision, device
     cuda = device if device.startswith("cuda") else "cuda" if device == "auto" and _cuda_available() else None
     if cuda is None:
         raise ConfigError(f"precision fp16 needs a CUDA GPU, and the device is {device!r}"
                           f"{' (no GPU visible)' if device == 'auto' else ''}: set RAG_EMBEDDING__PRECISION=fp32, "
                           "or int8 with RAG_EMBEDDING__BACKEND=onnx for a faster CPU model")
-    return cuda
+    return precision, cuda
 
 
 def _cuda_available() -> bool:

@@ -39,6 +39,8 @@ def test_types_and_errors_import_nothing_of_the_project() -> None:
     ("rag/index/faiss_index.py", "faiss"), ("rag/embedders/sentence_transformer.py", "sentence_transformers"),
     ("rag/llm/openai_compatible.py", "openai"), ("ingest/unstructured_loader.py", "unstructured"),
     ("rag/index/bm25_index.py", "bm25s"), ("rag/tokenizer.py", "jieba"), ("rag/tokenizer.py", "Stemmer"),
+    ("rag/embedders/onnx.py", "onnxruntime"), ("rag/embedders/openvino.py", "openvino"),
+    ("rag/embedders/openvino.py", "nncf"), ("ingest/distributed.py", "ray"),
 ])
 def test_each_library_is_imported_in_one_module(adapter: str, library: str) -> None:
     users = [f for package in ("rag", "ingest", "eval") for f, names in imported_modules(package).items()

@@ -23,7 +23,7 @@ from rag.embedders.exported import ExportedEmbedder
 from rag.errors import ConfigError, EmbeddingError
 from rag.factory import build_embedder
 from rag.registry import create_embedder, embedder_names, register_embedder
-from rag.settings import Settings
+from rag.settings import EmbeddingSettings, Settings
 from rag.threads import available_cores, configure_threads
 from tests.conftest import TINY_CORPUS, make_job, roots_of, write_corpus
 
@@ -193,7 +193,8 @@ def test_a_source_without_weights_says_what_is_expected(tmp_path: Path) -> None:
     (lambda: SentenceTransformerEmbedder(precision="int8"), "set RAG_EMBEDDING__BACKEND=onnx or openvino"),
     (lambda: SentenceTransformerEmbedder(precision="fp16", device="cpu"), "fp16 needs a CUDA GPU"),
     (lambda: build_embedder(Settings(embedding={"backend": "onnx", "precision": "fp16"})), "RAG_EMBEDDING__PRECISION"),
-    (lambda: build_embedder(Settings(embedding={"precision": "int8"})), "RAG_EMBEDDING__BACKEND=onnx or openvino"),
+    (lambda: build_embedder(Settings(embedding={"backend": "sentence-transformers", "precision": "int8"})),
+     "RAG_EMBEDDING__BACKEND=onnx or openvino"),
 ])
 def test_precision_and_device_misuse_is_a_config_error_with_the_fix(make: Callable[[], object], fragment: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(fragment)):
@@ -252,13 +253,40 @@ def test_rag_search_with_onnx_over_an_index_built_with_torch(tmp_path: Path, exp
     make_job(tmp_path / "index", embedder=minilm).run(roots_of(write_corpus(tmp_path / "corpus", TINY_CORPUS)))
     question = ["search", "How many days do I have to return an item?", "--index", str(tmp_path / "index"), "--json"]
     env = {"RAG_INDEX__GPU": "off", "RAG_CONFIG": str(tmp_path / "none.toml"), "RAG_EMBEDDING__CACHE_DIR": str(export_cache)}
-    onnx = CliRunner(env={**env, "RAG_EMBEDDING__BACKEND": "onnx"}).invoke(app, question)
+    onnx = CliRunner(env={**env, "RAG_EMBEDDING__BACKEND": "onnx", "RAG_EMBEDDING__PRECISION": "fp32"}).invoke(app, question)
     assert onnx.exit_code == 0, onnx.output
     torch = CliRunner(env={**env, "RAG_EMBEDDING__BACKEND": "sentence-transformers"}).invoke(app, question)
     onnx_rows, torch_rows = json.loads(onnx.stdout), json.loads(torch.stdout)
     assert onnx_rows[0]["source"] == "policies/returns.md"
     assert [r["source"] for r in onnx_rows] == [r["source"] for r in torch_rows]
     assert [r["score"] for r in onnx_rows] == pytest.approx([r["score"] for r in torch_rows], abs=1e-3)
+    # int8 vectors are another space: served over this fp32 index it is refused with the fix, not mixed in
+    int8 = CliRunner(env={**env, "RAG_EMBEDDING__BACKEND": "onnx"}).invoke(app, question)
+    assert int8.exit_code != 0
+    assert "'all-MiniLM-L6-v2 (onnx-int8)'" in int8.output and "__PRECISION" in " ".join(int8.output.split())
+
+
+def test_the_default_backend_is_the_benchs_pick() -> None:
+    """bench.embedders recommends the fastest variant with >= 0.99 of torch fp32's nDCG@10 on every retrieval
+    suite; the default follows its recorded run (a new run with another winner fails here until it does)."""
+    recorded = json.loads((Path(__file__).parents[2] / "bench/results/embedders.json").read_text(encoding="utf-8"))
+    pick = recorded["recommended"]
+    assert recorded["variants"][pick]["eligible"]
+    assert min(suite["ndcg@10"] for suite in recorded["variants"][pick]["ratios"].values()) >= 0.99
+    options = EmbeddingSettings()  # the code's defaults, whatever RAG_* this shell has
+    embedder = create_embedder(options.backend, precision=options.precision, cache_dir="/nonexistent")  # not loaded
+    assert isinstance(embedder, ExportedEmbedder) and embedder.variant == pick
+    assert options.batch_size == recorded["variants"][pick]["batch_size"]
+
+
+def test_auto_precision_and_the_vector_space_names() -> None:
+    """auto: int8 for the exported backends, fp32 for torch on a CPU (fp16 on CUDA); int8 is named apart."""
+    openvino, onnx = OpenVINOEmbedder(cache_dir="/nonexistent"), OnnxEmbedder(cache_dir="/nonexistent")
+    assert (openvino.precision, openvino.name) == ("int8", "all-MiniLM-L6-v2 (openvino-int8)")
+    assert (onnx.precision, onnx.name) == ("int8", "all-MiniLM-L6-v2 (onnx-int8)")
+    assert OnnxEmbedder(precision="fp32", cache_dir="/nonexistent").name == "all-MiniLM-L6-v2"
+    torch = SentenceTransformerEmbedder(device="cpu")
+    assert (torch.precision, torch.name) == ("fp32", "all-MiniLM-L6-v2")
 
 
 @pytest.mark.gpu
@@ -267,7 +295,7 @@ def test_torch_fp16_on_cuda_matches_fp32() -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU visible")
     half = SentenceTransformerEmbedder(precision="fp16", device="auto")
-    full = SentenceTransformerEmbedder(device="cuda")
+    full = SentenceTransformerEmbedder(precision="fp32", device="cuda")
     vectors = half.embed_documents(TEXTS)
     assert half.device.startswith("cuda") and vectors.dtype == np.float32
     assert cosines(vectors, full.embed_documents(TEXTS)).min() >= 0.999
