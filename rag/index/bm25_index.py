@@ -51,7 +51,10 @@ class Bm25Index:
         if not any(terms):
             return cls(None, np.asarray(ids, dtype=np.int64))
         model = bm25s.BM25(k1=k1, b=b, method="lucene")
-        model.index([list(t) for t in terms], show_progress=False)
+        # our own sorted vocabulary: bm25s numbers terms in the order of a Python set, which changes with the
+        # process's hash seed, so the same chunks would give other bytes in another process (or on a Ray worker)
+        vocabulary = {term: column for column, term in enumerate(sorted({t for doc in terms for t in doc}))}
+        model.index(([[vocabulary[t] for t in doc] for doc in terms], vocabulary), show_progress=False)
         return cls(model, np.asarray(ids, dtype=np.int64))
 
     @classmethod

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -154,3 +157,17 @@ def test_a_corrupt_vocabulary_is_a_corrupt_index(bm25: Bm25Index, tmp_path: Path
 def test_ids_and_terms_must_pair_up() -> None:
     with pytest.raises(ValueError, match="2 ids for 1 term lists"):
         Bm25Index.build([1, 2], [["x"]])
+
+
+def test_the_saved_index_is_the_same_bytes_under_any_hash_seed(tmp_path: Path) -> None:
+    """A Ray worker or a rerun builds the same files: the vocabulary is ours and sorted, not a set's order."""
+    script = ("import sys; from pathlib import Path; from rag.index import Bm25Index\n"
+              "terms = [['return', 'window', 'days'], ['aurora', 'charge', 'usb', 'days'], [], ['kettle', 'reset']]\n"
+              "Bm25Index.build([10, 11, 12, 13], terms).save(Path(sys.argv[1]))\n")
+    saved = []
+    for seed in ("1", "2", "3"):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / seed)], check=True,
+                       env={**os.environ, "PYTHONHASHSEED": seed}, cwd=Path(__file__).parents[2])
+        saved.append({f.name: f.read_bytes() for f in sorted((tmp_path / seed).iterdir())})
+    assert saved[0] == saved[1] == saved[2] and "vocab.index.json" in saved[0]
+    assert [i for i, _ in Bm25Index.load(tmp_path / "1").search(["days"], 5)] == [10, 11]
