@@ -75,8 +75,8 @@ CONFIGS = [
            [{"ef_search": ef} for ef in (16, 32, 64, 128, 256)]),
     Config("IVF-Flat", AnnOptions(kind="ivf", threshold=0),
            [{"nprobe": p} for p in (4, 8, 16, 32, 64, 128)]),
-    Config("HNSW32+SQ8", AnnOptions(kind="hnsw", threshold=0, hnsw_m=32, compression="sq8"),
-           [{"ef_search": ef} for ef in (16, 32, 64, 128, 256)]),
+    Config("IVF-SQ8", AnnOptions(kind="ivf", threshold=0, compression="sq8"),
+           [{"nprobe": p} for p in (8, 16, 32, 64)]),
     Config("IVF-PQ48x8", AnnOptions(kind="ivf", threshold=0, compression="pq"),
            [{"nprobe": p} for p in (8, 16, 32, 64, 128)] + [{"nprobe": 32, "refine": r} for r in (1, 2, 8)]),
 ]
@@ -168,7 +168,9 @@ def run_size(label: str, count: int, folder: Path, *, n_queries: int, threads: i
     figures = [row.figures for row in rows]
     for row in figures:
         print(row_text(row, figures[0]), flush=True)
-    filtered = run_filtered(flat, rows[1].index, queries, count, threads=threads) if largest else []
+    searched = {kind: next(r.index for r in rows if r.figures["index"] == name)
+                for kind, name in (("hnsw", "HNSW32"), ("ivf", "IVF-Flat"))}
+    filtered = run_filtered(flat, searched, queries, count, threads=threads) if largest else []
     return {"vectors": count, "rows": figures, "filtered": filtered, "load_average": load}
 
 
@@ -216,26 +218,29 @@ def measure_single(rows: list[Row], queries: Vectors, *, threads: int, rounds: i
         row.figures.update({"single_qps": row.figures[f"single_qps_{best}t"], "single_threads": best})
 
 
-def run_filtered(flat: FaissIndex, hnsw: FaissIndex, queries: Vectors, count: int, *, threads: int) -> list[dict[str, Any]]:
+def run_filtered(flat: FaissIndex, searched: dict[str, FaissIndex], queries: Vectors, count: int, *,
+                 threads: int) -> list[dict[str, Any]]:
     """Filtered search at each share of allowed ids: the Flat with a selector, exact search over the allowed ids'
-    vectors, and HNSW (default ef_search) with a selector; recall against the Flat's filtered top-10."""
-    hnsw.configure(ef_search=AnnOptions().ef_search)
+    vectors, and HNSW and IVF (default ef_search, nprobe) with a selector; recall against the Flat's filtered
+    top-10."""
+    defaults = AnnOptions()
+    for index in searched.values():
+        index.configure(ef_search=defaults.ef_search, nprobe=defaults.nprobe)
     rng, rows, sample = np.random.default_rng(7), [], queries[:50]
     print(f"\nfiltered search (ms a query; recall@10 against the exact filtered top-10), HNSW ef_search "
-          f"{hnsw.options.ef_search}, default exact_below {hnsw.options.exact_below}:")
+          f"{defaults.ef_search}, IVF nprobe {defaults.nprobe}, default exact_below {defaults.exact_below}:")
     for share in FILTER_SHARES:
         allowed = sorted(rng.choice(count, size=max(1, int(share * count)), replace=False).tolist())
         exact, flat_s = timed(flat, allowed, sample, threads)
         row: dict[str, Any] = {"allowed": len(allowed), "share": share, "flat_ms": flat_s * 1000}
-        for path, below in (("exact", 2**62), ("hnsw", 0)):
-            if path == "exact" and len(allowed) > EXACT_UP_TO:
-                continue
-            hnsw.configure(exact_below=below)
-            found, seconds = timed(hnsw, allowed, sample, threads)
+        paths = [("exact", searched["ivf"], 2**62)] if len(allowed) <= EXACT_UP_TO else []
+        for path, index, below in [*paths, *((kind, index, 0) for kind, index in searched.items())]:
+            index.configure(exact_below=below)
+            found, seconds = timed(index, allowed, sample, threads)
+            index.configure(exact_below=defaults.exact_below)
             row[f"{path}_ms"] = seconds * 1000
             row[f"{path}_recall10"] = float(np.mean([len({i for i, _ in f} & {i for i, _ in e}) / max(1, len(e))
                                                      for f, e in zip(found, exact, strict=True)]))
-        hnsw.configure(exact_below=AnnOptions().exact_below)
         print("  " + "  ".join(f"{k} {v:,.3f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in row.items()),
               flush=True)
         rows.append(row)
@@ -307,6 +312,8 @@ def main() -> None:
     parser.add_argument("--report", type=Path, help="only write the report again from this results JSON")
     args = parser.parse_args()
     if args.report is not None:
+        if not args.report.is_file():
+            parser.error(f"--report {args.report}: no such file (give a results JSON, e.g. bench/results/ann.json)")
         report(json.loads(args.report.read_text(encoding="utf-8")))
         return
     set_threads(args.threads)
@@ -341,10 +348,11 @@ def report(results: dict[str, Any]) -> None:
             parts.append(f"Filtered search at {label}: ms a query (50 queries, allowed ids drawn at random) and recall@10 "
                          "against the exact filtered top-10; `exact` = the allowed ids' vectors from the memory-mapped "
                          "Flat, one matrix product:\n\n" + markdown_table(
-                ["allowed ids", "share", "Flat + selector ms", "exact ms", "exact recall", "HNSW + selector ms",
-                 "HNSW recall"],
+                ["allowed ids", "share", "Flat + selector ms", "exact ms", "exact recall", "IVF + selector ms",
+                 "IVF recall", "HNSW + selector ms", "HNSW recall"],
                 [[f"{r['allowed']:,}", f"{r['share']:.1%}", f"{r['flat_ms']:.2f}", _cell(r, "exact_ms", ".2f"),
-                  _cell(r, "exact_recall10", ".3f"), f"{r['hnsw_ms']:.2f}", f"{r['hnsw_recall10']:.3f}"]
+                  _cell(r, "exact_recall10", ".3f"), _cell(r, "ivf_ms", ".2f"), _cell(r, "ivf_recall10", ".3f"),
+                  f"{r['hnsw_ms']:.2f}", f"{r['hnsw_recall10']:.3f}"]
                  for r in size["filtered"]]))
     parts.append(target_text(results["sizes"][largest], largest))
     if "separated" in results:

@@ -58,7 +58,7 @@ class IndexSettings(BaseModel):
     dir: Path = Path("data/index")
     gpu: Literal["auto", "on", "off"] = "auto"
     kind: Literal["auto", "flat", "hnsw", "ivf"] = Field("auto", description="the search index: auto = flat below "
-                                                         "ann_threshold vectors, hnsw above it")
+                                                         "ann_threshold vectors, ivf above it (bench.ann)")
     ann_threshold: int = Field(100_000, ge=0, description="vectors from which `auto` builds an approximate index")
     compression: Literal["none", "sq8", "pq"] = Field("none", description="vector codes of the approximate index: "
                                                       "sq8 = 1 byte per dimension, pq = a few bytes per vector")

@@ -84,12 +84,12 @@ class AnnOptions:
                               "set RAG_INDEX__KIND=ivf (or auto), or RAG_INDEX__COMPRESSION=sq8")
 
     def resolve(self, count: int) -> Literal["flat", "hnsw", "ivf"]:
-        """The kind for `count` vectors: auto = flat below the threshold, else HNSW (IVF for PQ codes)."""
+        """The kind for `count` vectors: auto = flat below the threshold, else IVF. bench.ann: at 100k and 1M
+        clustered 384-d vectors IVF-Flat at nprobe 32 beat HNSW32 at ef_search 128 on recall, speed, memory and
+        build time (1M: recall 0.989 at 96x Flat's QPS against 0.972 at 92x, built in 56 s against 195 s)."""
         if count == 0 or (self.kind == "auto" and count < self.threshold):
             return "flat"
-        if self.kind == "auto":
-            return "ivf" if self.compression == "pq" else "hnsw"
-        return self.kind
+        return "ivf" if self.kind == "auto" else self.kind
 
     def spec(self, count: int, dimension: int) -> dict[str, Any]:
         """What a version of `count` vectors should carry, as its manifest records it (nlist aside)."""
@@ -137,7 +137,8 @@ class _Ann:
             if options.compression == "pq":  # the factory turns it on; it took ~100 s at 10k vectors, for nothing used
                 ivf: Any = faiss.downcast_index(index.index)
                 ivf.do_polysemous_training = False
-        sample = np.random.default_rng(0).choice(count, size=min(count, 32 * _nlist(count) + 10_000), replace=False)
+        # k-means wants at least 39 training vectors a list (faiss warns below that); ~40 keeps 1M at ~1 minute
+        sample = np.random.default_rng(0).choice(count, size=min(count, 40 * _nlist(count) + 10_000), replace=False)
         index.train(rows[np.sort(sample)])
         index.add_with_ids(rows, ids)
         return cls(index)

@@ -64,15 +64,16 @@ def recall(exact: FaissIndex, approximate: FaissIndex, queries: np.ndarray, k: i
     return float(np.mean([len(set(t) & set(f)) / k for t, f in zip(truth, found, strict=True)]))
 
 
-def test_auto_is_flat_below_the_threshold_and_hnsw_from_it(flat: FaissIndex, tmp_path: Path) -> None:
+def test_auto_is_flat_below_the_threshold_and_ivf_from_it(flat: FaissIndex, tmp_path: Path) -> None:
     options = AnnOptions(threshold=COUNT + 1)
-    assert options.resolve(COUNT) == "flat" and options.resolve(COUNT + 1) == "hnsw" and options.resolve(0) == "flat"
-    assert AnnOptions(threshold=10, compression="pq").resolve(10) == "ivf"  # PQ codes need IVF
+    assert options.resolve(COUNT) == "flat" and options.resolve(COUNT + 1) == "ivf" and options.resolve(0) == "flat"
+    assert AnnOptions(threshold=10, compression="pq").resolve(10) == "ivf"
+    assert AnnOptions(kind="hnsw").resolve(10) == "hnsw"  # a kind set by hand is kept
     below, described = built(flat, tmp_path / "below", options)
     assert described == {"kind": "flat"} and below.search_kind == "flat"
     assert not (tmp_path / "below" / "vectors.ann.faiss").exists()
     above, described = built(flat, tmp_path / "above", AnnOptions(threshold=COUNT))
-    assert described["kind"] == "hnsw" and described["vectors"] == COUNT and above.search_kind == "hnsw"
+    assert described["kind"] == "ivf" and described["vectors"] == COUNT and above.search_kind == "ivf"
 
 
 @pytest.mark.parametrize(("kind", "compression"), FORCED)
