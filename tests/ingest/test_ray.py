@@ -30,7 +30,8 @@ from ingest.report import IngestReport
 from ingest.sources import CorpusRoot, SourceFile, discover
 from rag.errors import ConfigError
 from rag.factory import build_embedder
-from rag.index import IndexFolder, open_index
+from rag.index import IndexFiles, IndexFolder, open_index
+from rag.index.folder import resolve_version_dir
 from rag.registry import create_embedder
 from rag.settings import ChunkingSettings, IngestSettings, Settings
 from rag.types import DocType
@@ -95,12 +96,9 @@ def corpus(root: Path) -> Path:
 
 
 def snapshot(index_dir: Path) -> dict[str, Any]:
-    """Everything a version holds, less what names or dates it.
-
-    BM25 is compared by content (each term's chunks and scores): bm25s writes its vocabulary in
-    the order of a Python set, which differs between processes however the index was built.
-    """
-    index = open_index(index_dir, gpu="off")
+    """Everything a version holds, less what names or dates it: BM25 both by content (each term's chunks and
+    scores) and as the bytes of its files (its vocabulary is sorted, whatever process built it)."""
+    index, bm25 = open_index(index_dir, gpu="off"), IndexFiles(resolve_version_dir(index_dir)).bm25
     try:
         chunks = index.store.all()
         files = {source: {k: v for k, v in record.items() if k != "ingested_at"}
@@ -110,6 +108,7 @@ def snapshot(index_dir: Path) -> dict[str, Any]:
         return {
             "chunks": chunks, "files": files, "vectors": index.vectors.vectors_of([c.id for c in chunks]),
             "terms": (ids, terms), "bm25": {term: index.lexical.search([term], k=len(ids)) for term in vocabulary},
+            "bm25 files": {f.name: f.read_bytes() for f in sorted(bm25.iterdir())},
             "manifest": {k: v for k, v in index.manifest.items() if k not in ("version", "parent", "created_at")},
         }
     finally:
