@@ -396,7 +396,7 @@ def main() -> None:
 
 def write_markdown(results: dict[str, Any]) -> None:
     """The tables as Markdown in bench/results/retrieval.md, with the machine described."""
-    from bench._results import markdown_table, write
+    from bench._results import bar_chart, markdown_table, write
 
     parts = []
     for label, size in results["sizes"].items():
@@ -405,7 +405,12 @@ def write_markdown(results: dict[str, Any]) -> None:
                 ["system", "p50 ms", "p95 ms", "x LangChain p50", "x LangChain p95"],
                 [[system + (" (baseline)" if system == BASELINE else ""), f"{row['p50_ms']:.2f}", f"{row['p95_ms']:.2f}",
                   f"{row['ratio_p50']:.2f}", f"{row['ratio_p95']:.2f}"] for system, row in rows.items()]))
-    write("retrieval", "Query embedding + search: ours vs LangChain similarity_search", "\n\n".join(parts), results)
+    first = next(iter(results["sizes"]))
+    rows = results["sizes"][first]["table"][END_TO_END]
+    chart = bar_chart("retrieval", f"Question to top-{TOP_K} passages, p50 ms ({first})", list(rows),
+                      [row["p50_ms"] for row in rows.values()], "ms (lower is better)")
+    write("retrieval", "Query embedding + search: ours vs LangChain similarity_search", "\n\n".join(parts), results,
+          chart=chart)
 
 
 def report(results: dict[str, Any], total_s: float, path: Path | None) -> None:
