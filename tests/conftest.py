@@ -121,12 +121,26 @@ def minilm() -> object:
 
 
 @pytest.fixture(scope="session")
-def sample_index(tmp_path_factory: pytest.TempPathFactory, minilm: object) -> tuple[Path, object]:
-    """The bundled sample corpus ingested as the CLI does it: real model, unstructured, Presidio, FAISS (~1 min)."""
+def shipped() -> object:
+    """The embedder the service ships with (EmbeddingSettings' defaults: OpenVINO int8 of all-MiniLM-L6-v2),
+    exported into the user's cache as `rag ingest` would do it, loaded once per test session."""
+    from rag.registry import create_embedder
+    from rag.settings import EmbeddingSettings
+
+    options = EmbeddingSettings()
+    embedder = create_embedder(options.backend, model=options.model, precision=options.precision,
+                               batch_size=options.batch_size, cache_dir=options.cache_dir.expanduser())
+    embedder.load()  # type: ignore[attr-defined]
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def sample_index(tmp_path_factory: pytest.TempPathFactory, shipped: object) -> tuple[Path, object]:
+    """The bundled sample corpus ingested as the CLI does it: the shipped embedder, unstructured, Presidio, FAISS."""
     from ingest.cli import build_redactor
     from rag.settings import Settings
 
     index_dir = tmp_path_factory.mktemp("sample") / "index"
-    job = make_job(index_dir, embedder=minilm, chunk_tokens=160, redactor=build_redactor(Settings()))
+    job = make_job(index_dir, embedder=shipped, chunk_tokens=160, redactor=build_redactor(Settings()))
     report = job.run(roots_of(SAMPLE_CORPUS))
     return index_dir, report

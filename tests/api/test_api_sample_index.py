@@ -17,11 +17,11 @@ from tests.conftest import running
 pytestmark = pytest.mark.slow
 
 
-def test_ask_cites_the_current_returns_policy(sample_index: tuple[Path, object], minilm: object,
+def test_ask_cites_the_current_returns_policy(sample_index: tuple[Path, object], shipped: object,
                                                llm_server: ScriptedOpenAIServer) -> None:
     settings = Settings(index={"dir": sample_index[0], "gpu": "off"}, llm={"base_url": llm_server.base_url,
                                                                           "model": "scripted"})
-    with running(create_app(lambda: build_runtime(settings, embedder=minilm), keys=KeyRing.off())) as url:  # type: ignore[arg-type]
+    with running(create_app(lambda: build_runtime(settings, embedder=shipped), keys=KeyRing.off())) as url:  # type: ignore[arg-type]
         reply = httpx.post(f"{url}/ask", json={"question": "How many days do I have to return an item?",
                                                "filters": {"doc_type": ["policy"]}}, timeout=60)
     assert reply.status_code == 200, reply.text

@@ -25,11 +25,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 
 @pytest.fixture(scope="module")
-def api(vllm: VLLMServer, sample_index: tuple[Path, object], minilm: object) -> Iterator[str]:
+def api(vllm: VLLMServer, sample_index: tuple[Path, object], shipped: object) -> Iterator[str]:
     settings = Settings(index={"dir": sample_index[0], "gpu": "off"},
                         llm={"base_url": vllm.base_url, "model": vllm.served_model_name, "timeout_s": 120,
                              "max_tokens": 160, "structured_output": "on"})
-    with running(create_app(lambda: build_runtime(settings, embedder=minilm), keys=KeyRing.off())) as url:  # type: ignore[arg-type]
+    with running(create_app(lambda: build_runtime(settings, embedder=shipped), keys=KeyRing.off())) as url:  # type: ignore[arg-type]
         yield url
 
 

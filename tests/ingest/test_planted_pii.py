@@ -75,9 +75,9 @@ def test_no_planted_value_in_the_ingest_output(tmp_path: Path) -> None:
     assert leaked(run.stdout + run.stderr + (tmp_path / "report.json").read_text()) == []
 
 
-def test_answers_quote_only_redacted_text(sample_index: tuple[Path, IngestReport], minilm: object) -> None:
+def test_answers_quote_only_redacted_text(sample_index: tuple[Path, IngestReport], shipped: object) -> None:
     index = open_index(sample_index[0], gpu="off")
-    retriever = HybridRetriever.over(index, embedder=minilm)  # type: ignore[arg-type]
+    retriever = HybridRetriever.over(index, embedder=shipped)  # type: ignore[arg-type]
     llm = ScriptedLLM()
     pipeline = RagPipeline(retriever=retriever, llm=llm, prompt=prompts.load("answer"),
                            index_version=index.version, max_top_k=20)

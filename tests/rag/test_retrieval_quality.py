@@ -24,8 +24,8 @@ def index(sample_index: tuple[Path, object]) -> LoadedIndex:
 
 
 @pytest.fixture(scope="module")
-def retrievers(index: LoadedIndex, minilm: object) -> dict[str, HybridRetriever]:
-    return {mode: HybridRetriever.over(index, embedder=minilm, mode=mode) for mode in MODES}  # type: ignore[arg-type]
+def retrievers(index: LoadedIndex, shipped: object) -> dict[str, HybridRetriever]:
+    return {mode: HybridRetriever.over(index, embedder=shipped, mode=mode) for mode in MODES}  # type: ignore[arg-type]
 
 
 def test_hybrid_beats_each_single_mode_on_the_sample_suite(retrievers: dict[str, HybridRetriever],
@@ -59,12 +59,12 @@ def test_the_current_policy_ranks_above_the_superseded_one_unless_the_date_asks_
 
 
 def test_a_policy_outranks_a_ticket_that_says_otherwise(retrievers: dict[str, HybridRetriever], index: LoadedIndex,
-                                                         minilm: object) -> None:
+                                                         shipped: object) -> None:
     # T-1008 (2024) quotes the old 30-day window almost word for word; the current policy says 45 days.
     question = "my son opened the headlamp box, how long do I have to return it?"
     sources = [h.chunk.source for h in retrievers["hybrid"].retrieve(question, top_k=3)]
     assert {"policies/returns-policy-2025.md", "tickets/tickets.jsonl#T-1008"} <= set(sources), sources
-    strict = HybridRetriever.over(index, embedder=minilm, priors=SourcePriors(policy_over_ticket=0.2))  # type: ignore[arg-type]
+    strict = HybridRetriever.over(index, embedder=shipped, priors=SourcePriors(policy_over_ticket=0.2))  # type: ignore[arg-type]
     assert strict.retrieve(question, top_k=1)[0].chunk.source == "policies/returns-policy-2025.md"
 
 
