@@ -76,7 +76,9 @@ class AnnOptions:
     nprobe: int = 32
     pq_m: int = 0  # PQ sub-quantizers; 0: dimension / 8 (48 bytes a vector at 384-d)
     refine: int = 0  # candidates per result re-scored with the exact vectors; 0: by compression (_REFINE)
-    exact_below: int = 2048  # filters allowing at most this many ids search those ids exactly
+    # filters allowing at most this many ids search those ids exactly; bench.ann at 1M: 10,000 allowed ids take
+    # 7.8 ms exactly (recall 1.0) against 3.7 ms through IVF with a selector at recall 0.962
+    exact_below: int = 10_000
 
     def __post_init__(self) -> None:
         if self.kind == "hnsw" and self.compression == "pq":
