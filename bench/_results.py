@@ -54,7 +54,9 @@ def write(name: str, title: str, body: str, data: dict[str, Any], *, chart: Path
     picture = f"\n\n![{title}]({chart.name})\n" if chart is not None else "\n"
     target = RESULTS / f"{name}.md"
     target.write_text(f"# {title}\n\n{described}.\n\n{body.strip()}\n{picture}", encoding="utf-8")
-    (RESULTS / f"{name}.json").write_text(json.dumps({"machine": about, **data}, indent=2) + "\n", encoding="utf-8")
+    own = data.get("machine", {})  # a bench's own details (threads, devices) join the common ones, date included
+    merged = {**data, "machine": {**about, **own} if isinstance(own, dict) else about}
+    (RESULTS / f"{name}.json").write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
     return target
 
 
