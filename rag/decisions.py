@@ -76,7 +76,7 @@ class AnswerPolicy:
     guard_injection: bool = True
     private_prompts: tuple[str, ...] = field(default_factory=shipped_prompt_text)
     leak_words: int = 12
-    clarify_margin: float = 0.1
+    clarify_margin: float = 0.15
     clarify_message: str = "Which product do you mean: {options}?"
 
     def before_generation(self, question: str, hits: Sequence[ScoredChunk], tokenizer: TextTokenizer) -> Outcome | None:

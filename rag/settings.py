@@ -124,7 +124,7 @@ class AnswerSettings(BaseModel):
         "balanced", description="strict: escalate on any unsupported sentence; balanced: remove them; lenient: keep")
     support_threshold: float = Field(0.6, gt=0, le=1, description="share of a sentence's words its passages must hold")
     handoff_message: str = "I can't answer that from our documentation; let me connect you with a person."
-    clarify_margin: float = Field(0.1, ge=0, le=1, description="products whose best passage is this close to the "
+    clarify_margin: float = Field(0.15, ge=0, le=1, description="products whose best passage is this close to the "
                                   "best one count as matches; several matches, none named: clarify. 0 = never")
     clarify_message: str = Field("Which product do you mean: {options}?", description="{options}: the products")
     on_llm_failure: Literal["error", "extractive"] = Field(
