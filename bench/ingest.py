@@ -95,7 +95,7 @@ def main() -> None:
         backend, _, precision = spec.partition(":")
         embedder = build_embedder(Settings(embedding={"backend": backend, "precision": precision or "auto"}))
         embedder.embed_query("warm-up")  # every pipeline starts with its model loaded (and exported) once
-        embedders[f"ours {backend}:{precision or 'fp32'}"] = embedder
+        embedders[f"ours {backend}:{getattr(embedder, 'precision', precision or 'auto')}"] = embedder  # as resolved
     model_path = resolve_model_path("all-MiniLM-L6-v2")
     index_dir = Path(tempfile.mkdtemp()) / "index"
     runs: dict[str, list[float]] = {"langchain": [], **{name: [] for name in embedders}, "ours re-run": []}
@@ -114,23 +114,21 @@ def main() -> None:
                     runs["ours re-run"].append(rerun)
                     assert not sizes["ours re-run"][2], "an unchanged corpus must not publish a new version"
             runs[name].append(seconds)
-    base = statistics.median(runs["langchain"])
-    base_speed = sizes["langchain"][1] / base
-    first = statistics.median(runs[next(iter(embedders))])
+    medians = {name: statistics.median(seconds_list) for name, seconds_list in runs.items()}
+    speeds = {name: sizes[name][1] / seconds for name, seconds in medians.items() if name != "ours re-run"}
+    base_speed, first = speeds["langchain"], medians[next(iter(embedders))]
     rows = []
-    for name, seconds_list in runs.items():
-        seconds = statistics.median(seconds_list)
+    for name, seconds in medians.items():
         files, chunks = sizes[name][0], sizes[name][1]
         if name == "ours re-run":
             rows.append([name, files, chunks, f"{seconds:.2f}", "-", f"{files / seconds:.1f}",
                          f"{seconds / first:.3f} of a full run"])
         else:
-            rows.append([name, files, chunks, f"{seconds:.2f}", f"{chunks / seconds:.1f}", f"{files / seconds:.1f}",
-                         f"{(chunks / seconds) / base_speed:.2f}x langchain chunks/s"])
+            rows.append([name, files, chunks, f"{seconds:.2f}", f"{speeds[name]:.1f}", f"{files / seconds:.1f}",
+                         f"{speeds[name] / base_speed:.2f}x langchain chunks/s"])
     header = ["pipeline", "files", "chunks", "median s", "chunks/s", "files/s", "ratio"]
     table = markdown_table(header, rows)
     print(table)
-    speeds = {row[0]: float(row[4]) for row in rows if row[4] != "-"}
     chart = bar_chart("ingest", "Ingestion of the sample corpus (chunks/s)", list(speeds), list(speeds.values()),
                       "chunks per second")
     write("ingest", "Ingestion: ours per embedding backend vs LangChain", table + f"\n\n{args.rounds} rounds, median; "

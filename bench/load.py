@@ -187,23 +187,23 @@ class Service:
     def headers(self) -> dict[str, str]:
         return _auth(self.key)
 
+    def log_lines(self) -> list[str]:
+        return self.log.read_text(encoding="utf-8", errors="replace").splitlines()
+
     def log_tail(self, lines: int = 20) -> str:
-        return "\n".join(self.log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+        return "\n".join(self.log_lines()[-lines:])
 
     def served_ms(self, route: str, status: int, *, since: int = 0) -> list[float]:
         """The service's own time (its access log's duration_ms, from the request reaching the middleware to the
         response) of each `route` request answered with `status`, from the log's line `since` on. Unlike the
         latencies a load client measures, these hold nothing of the client's own stalls."""
         found = []
-        for line in self.log.read_text(encoding="utf-8", errors="replace").splitlines()[since:]:
+        for line in self.log_lines()[since:]:
             if line.startswith("{") and '"rag.access"' in line:
                 entry = json.loads(line)
                 if entry.get("route") == route and entry.get("status") == status:
                     found.append(float(entry["duration_ms"]))
         return found
-
-    def log_lines(self) -> int:
-        return len(self.log.read_text(encoding="utf-8", errors="replace").splitlines())
 
 
 def serve_env(index_dir: Path, llm_url: str, scratch: Path, *, port: int, embedder: str = "hash",
