@@ -101,7 +101,7 @@ def parse_file(task: ParseTask, tools: ParseTools) -> FileParse:
     result = FileParse(item.source, skipped_records=list(loaded.skipped))
     documents = [_prepare(document, task, tools, result) for document in loaded.documents]
     result.chunks = [chunk for document in documents for chunk in _chunk(document, tools.chunker)]
-    result.documents = {d.source: _digest(d.title + "\n" + d.text + json.dumps(d.metadata, sort_keys=True, default=str))
+    result.documents = {d.source: text_digest(d.title + "\n" + d.text + json.dumps(d.metadata, sort_keys=True, default=str))
                         for d in documents}
     return result
 
@@ -125,7 +125,8 @@ def _chunk(document: SourceDocument, chunker: StructureAwareChunker) -> list[Chu
     ]
 
 
-def _digest(text: str) -> str:
+def text_digest(text: str) -> str:
+    """The sha256 of a text (chunk texts key their vectors by it)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -217,7 +218,7 @@ class RayExecutor:
         if not batches:
             return iter(())
         self._check("embedding", [embedder.name, embedder.dimension], "embedding model settings")
-        return (np.array(rows, dtype=np.float32) for rows in self._ordered("embed", batches, _died_embedding))
+        return (np.asarray(rows, dtype=np.float32) for rows in self._ordered("embed", batches, _died_embedding))
 
     def close(self) -> None:
         for actor in self._actors:
@@ -241,7 +242,7 @@ class RayExecutor:
         if self._described is None:
             from ray.util import ActorPool
 
-            self._owned = _connect(self._ray, self._address) or self._owned
+            self._owned = _connect(self._ray, self._address)
             try:
                 actors = self._place()
                 with _project_errors():

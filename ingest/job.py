@@ -17,7 +17,6 @@ supersedes which, near-duplicate ticket groups) is recomputed over the whole new
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections import Counter, defaultdict
@@ -32,7 +31,7 @@ import numpy as np
 
 from ingest.chunking import StructureAwareChunker
 from ingest.dedup import near_duplicate_groups
-from ingest.distributed import Executor, FileParse, LocalExecutor, ParseTask, ParseTools
+from ingest.distributed import Executor, FileParse, LocalExecutor, ParseTask, ParseTools, text_digest
 from ingest.documents import SourceDocument
 from ingest.metadata import declared_metadata, resolve_policy_versions
 from ingest.report import Change, IngestReport
@@ -231,7 +230,7 @@ class IngestJob:
         """Everything besides the file's bytes that decides its chunks."""
         assert item.loader is not None
         recipe: dict[str, Any] = {"loader": item.loader.version, "doc_type": item.doc_type,
-                                  "metadata": _digest(json.dumps(declared, sort_keys=True, default=str))}
+                                  "metadata": text_digest(json.dumps(declared, sort_keys=True, default=str))}
         if item.doc_type in self._redact_types and self._redactor is not None:
             recipe["redaction"] = self._redactor.settings
         if item.doc_type == "ticket":
@@ -339,7 +338,7 @@ class IngestJob:
     ) -> int:
         """Give new chunks ids, embed the texts not seen before, and store chunks, vectors and file records."""
         pending = [chunk for p in parsed for chunk in p.chunks]
-        keys = [_digest(chunk.text) for chunk in pending]  # in `pending` order
+        keys = [text_digest(chunk.text) for chunk in pending]  # in `pending` order
         texts = sorted({key: c.text for c, key in zip(pending, keys, strict=True) if key not in cache}.items())
         tick = time.perf_counter()
         batches = [texts[start : start + self._batch_size] for start in range(0, len(texts), self._batch_size)]
@@ -490,7 +489,7 @@ def _vector_cache(store: ChunkStore, vectors: FaissIndex, ids: list[int]) -> dic
         return {}
     order = sorted(chunks)
     rows = vectors.vectors_of(order)
-    return {_digest(chunks[i].text): rows[n] for n, i in enumerate(order)}
+    return {text_digest(chunks[i].text): rows[n] for n, i in enumerate(order)}
 
 
 def _older_format(manifest: Path) -> bool:
@@ -523,7 +522,3 @@ def _guard_empty_roots(roots: list[CorpusRoot], found: list[SourceFile], removed
                     f"{root.path} has no files, but the index holds {len(lost)} from it: refusing to remove "
                     "them all. Pass --allow-empty if that is what you want"
                 )
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -79,12 +79,11 @@ def _load_plugins() -> None:
                 registry[entry.name] = entry.load()
 
 
-def _sentence_transformers(*, model: str = "all-MiniLM-L6-v2", device: str = "auto", batch_size: int = 32,
-                           precision: str = "auto", **_: Any) -> Embedder:
+def _sentence_transformers(*, threads: int = 0, cache_dir: object = None, **options: Any) -> Embedder:
     """PyTorch; its threads are set process-wide (`rag.threads`), and it exports nothing to cache."""
     from rag.embedders.sentence_transformer import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder(model=model, device=device, batch_size=batch_size, precision=precision)
+    return SentenceTransformerEmbedder(**options)
 
 
 def _onnx(**options: Any) -> Embedder:

@@ -138,18 +138,17 @@ class SentenceTransformerEmbedder:
 def _precision_and_device(precision: str, device: str) -> tuple[str, str]:
     """The precision and the device to load on: auto = fp16 on a CUDA device, else fp32; fp16 only on a CUDA
     device, int8 only in the exported backends. fp16 vectors are fp32's to ~1e-3, so they share its name."""
-    if precision == "auto":
-        on_cuda = device.startswith("cuda") or (device == "auto" and _cuda_available())
-        precision = "fp16" if on_cuda else "fp32"
     if precision == "int8":
         raise ConfigError("precision int8 needs a quantized exported model, which the sentence-transformers backend "
                           "does not make: set RAG_EMBEDDING__BACKEND=onnx or openvino (or precision fp32)")
-    if precision not in ("fp32", "fp16"):
+    if precision not in ("auto", "fp32", "fp16"):
         raise ConfigError(f"unknown precision {precision!r}: choose fp32, fp16 (CUDA) or int8 (onnx, openvino) "
                           "(RAG_EMBEDDING__PRECISION)")
     if precision == "fp32":
         return precision, device
     cuda = device if device.startswith("cuda") else "cuda" if device == "auto" and _cuda_available() else None
+    if precision == "auto":
+        return ("fp16", cuda) if cuda is not None else ("fp32", device)
     if cuda is None:
         raise ConfigError(f"precision fp16 needs a CUDA GPU, and the device is {device!r}"
                           f"{' (no GPU visible)' if device == 'auto' else ''}: set RAG_EMBEDDING__PRECISION=fp32, "

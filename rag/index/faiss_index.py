@@ -162,7 +162,7 @@ class _Ann:
     def fits(self, options: AnnOptions, count: int, dimension: int) -> bool:
         """Worth updating in place (else rebuild): same spec, few tombstones, lists sized for `count`."""
         spec = self.spec()
-        if any(spec.get(key) != value for key, value in options.spec(count, dimension).items()):
+        if not options.is_current(spec, count, dimension):
             return False
         lists_fit = self.kind == "hnsw" or 0.5 <= spec["nlist"] / _nlist(count) <= 2
         return lists_fit and self.dead <= REBUILD_DEAD_FRACTION * int(self.index.ntotal)
@@ -229,10 +229,6 @@ class FaissIndex:
         """flat, hnsw or ivf: what `search` runs on."""
         return "flat" if self._ann is None else self._ann.kind
 
-    @property
-    def options(self) -> AnnOptions:
-        return self._options
-
     def configure(self, **changes: Any) -> None:
         """Change search-time options (ef_search, nprobe, refine, exact_below) of an open index."""
         self._options = replace(self._options, **changes)
@@ -279,7 +275,8 @@ class FaissIndex:
         faiss.write_index(self._flat(), str(path))
         if ann_path is None or options is None:
             return {"kind": "flat"}  # the Flat alone, as before search indexes existed
-        if options.resolve(len(self)) == "flat":
+        kind = options.resolve(len(self))
+        if kind == "flat":
             self._ann = None  # as saved: exact search from now on
             return {"kind": "flat"}
         tick = time.perf_counter()
@@ -287,7 +284,7 @@ class FaissIndex:
         if not updated:
             flat = self._flat()
             rows = flat.index.reconstruct_n(0, flat.ntotal)
-            self._ann = _Ann.build(rows, faiss.vector_to_array(flat.id_map), options.resolve(len(self)), options)
+            self._ann = _Ann.build(rows, faiss.vector_to_array(flat.id_map), kind, options)
         assert self._ann is not None and self._ann.live == len(self), "search index and Flat disagree"
         faiss.write_index(self._ann.index, str(ann_path))
         self._gpu = None
