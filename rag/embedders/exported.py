@@ -84,6 +84,8 @@ class ExportedEmbedder(ABC):
     """An Embedder over a model exported from a sentence-transformers folder; subclasses bring the runtime."""
 
     backend: ClassVar[str]
+    model_file: ClassVar[str]  # the runtime's model file name, the same in every variant's folder
+    int8_recipe: ClassVar[Mapping[str, Any]]  # how the int8 variant is made from the fp32 one (in its manifest)
 
     def __init__(self, *, model: str = "all-MiniLM-L6-v2", precision: str = "auto", threads: int = 0,
                  cache_dir: Path | str = DEFAULT_CACHE_DIR, batch_size: int = 32, device: str = "auto",
@@ -141,9 +143,23 @@ class ExportedEmbedder(ABC):
         vector: Vectors = self._encode([self._prepared(text)])[0]
         return vector
 
-    @abstractmethod
     def model_path(self, *, rebuild: bool = False) -> Path:
-        """The model file for this precision, made first when missing or stale (always when `rebuild`)."""
+        """The model file for this precision, made first when missing or stale (always when `rebuild`): the fp32
+        model, and for int8 the quantized one made from it."""
+        fp32 = self._fp32_folder(rebuild=rebuild and self.precision == "fp32") / self.model_file
+        if self.precision == "fp32":
+            return fp32
+        folder = self.cache.ensure(self.variant, self.int8_recipe, lambda out: self._quantize(fp32, out),
+                                   rebuild=rebuild)
+        return folder / self.model_file
+
+    @abstractmethod
+    def _fp32_folder(self, *, rebuild: bool) -> Path:
+        """The cached folder of the fp32 model, made first when missing or stale."""
+
+    @abstractmethod
+    def _quantize(self, source: Path, folder: Path) -> dict[str, Any]:
+        """Write the int8 model made from the fp32 `source` into `folder`; details for the manifest."""
 
     @abstractmethod
     def _session(self, path: Path) -> Runner:

@@ -41,16 +41,13 @@ def onnx_fp32(embedder: ExportedEmbedder, *, rebuild: bool = False) -> Path:
 class OnnxEmbedder(ExportedEmbedder):
     """Embeds with ONNX Runtime on the CPU: fp32, or int8 (dynamic quantization), `threads` intra-op threads."""
 
-    backend = "onnx"
+    backend, model_file, int8_recipe = "onnx", MODEL_FILE, INT8_RECIPE
 
-    def model_path(self, *, rebuild: bool = False) -> Path:
-        """The model file for this precision, made first if it is missing or stale."""
-        fp32 = onnx_fp32(self, rebuild=rebuild and self.precision == "fp32")
-        if self.precision == "fp32":
-            return fp32 / MODEL_FILE
-        folder = self.cache.ensure(self.variant, INT8_RECIPE, lambda out: _quantize(fp32 / MODEL_FILE, out),
-                                   rebuild=rebuild)
-        return folder / MODEL_FILE
+    def _fp32_folder(self, *, rebuild: bool) -> Path:
+        return onnx_fp32(self, rebuild=rebuild)
+
+    def _quantize(self, source: Path, folder: Path) -> dict[str, Any]:
+        return _quantize(source, folder)
 
     def session_options(self) -> Any:
         """ONNX Runtime's options: `threads` intra-op threads, one inter-op thread, every graph optimisation."""

@@ -35,18 +35,11 @@ INT8_RECIPE: dict[str, Any] = {"method": "nncf.quantize", "model_type": "TRANSFO
 class OpenVINOEmbedder(ExportedEmbedder):
     """Embeds with OpenVINO on the CPU: fp32, or int8 (static post-training quantization), `threads` threads."""
 
-    backend = "openvino"
+    backend, model_file, int8_recipe = "openvino", MODEL_FILE, INT8_RECIPE  # the IR's .xml, with its .bin
 
-    def model_path(self, *, rebuild: bool = False) -> Path:
-        """The IR (.xml, with its .bin) for this precision, made first if it is missing or stale."""
-        fp32 = self.cache.ensure("openvino-fp32", FP32_RECIPE,
-                                 lambda out: _convert(onnx_fp32(self) / ONNX_FILE, out),
-                                 rebuild=rebuild and self.precision == "fp32")
-        if self.precision == "fp32":
-            return fp32 / MODEL_FILE
-        folder = self.cache.ensure(self.variant, INT8_RECIPE, lambda out: self._quantize(fp32 / MODEL_FILE, out),
-                                   rebuild=rebuild)
-        return folder / MODEL_FILE
+    def _fp32_folder(self, *, rebuild: bool) -> Path:
+        return self.cache.ensure("openvino-fp32", FP32_RECIPE, lambda out: _convert(onnx_fp32(self) / ONNX_FILE, out),
+                                 rebuild=rebuild)
 
     def compile_config(self) -> dict[str, Any]:
         """OpenVINO's CPU settings: `threads` threads (0 = its own choice), f32 arithmetic, one request at a time."""
