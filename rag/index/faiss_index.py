@@ -344,9 +344,13 @@ class FaissIndex:
     def _searcher(self) -> Any:
         if not self._use_gpu():
             return self._cpu
+        return self._on_gpu(self._cpu)
+
+    def _on_gpu(self, index: Any) -> Any:
+        """The GPU copy of `index`, made once (until the index changes) on device 0."""
         if self._gpu is None:
             self._gpu_resources = self._gpu_resources or faiss.StandardGpuResources()
-            self._gpu = faiss.index_cpu_to_gpu(self._gpu_resources, 0, self._cpu)
+            self._gpu = faiss.index_cpu_to_gpu(self._gpu_resources, 0, index)
         return self._gpu
 
     def _use_gpu(self) -> bool:
@@ -410,9 +414,7 @@ class FaissIndex:
             return self._ann.index  # faiss has no GPU HNSW; GPU indexes take no selector
         if self._gpu is None:
             self._ann.inner.nprobe = self._options.nprobe  # the copy keeps it, whether or not it reads the params
-            self._gpu_resources = self._gpu_resources or faiss.StandardGpuResources()
-            self._gpu = faiss.index_cpu_to_gpu(self._gpu_resources, 0, self._ann.index)
-        return self._gpu
+        return self._on_gpu(self._ann.index)
 
     def _rescore(self, matrix: Vectors, ids: Ids) -> tuple[Ids, Vectors]:
         """Exact cosines of candidate ids (from the Flat), each row re-sorted; -1 stays last."""
