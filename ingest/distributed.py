@@ -54,8 +54,8 @@ class ParseTools:
     """What turns a loaded file into chunks: the chunker, the redactor and the doc types it redacts."""
 
     chunker: StructureAwareChunker
-    redactor: Redactor | None = None
-    redact_types: frozenset[str] = frozenset({"ticket"})
+    redactor: Redactor | None
+    redact_types: frozenset[str]
 
     @property
     def settings(self) -> dict[str, Any]:

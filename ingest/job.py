@@ -108,14 +108,11 @@ class IngestJob:
         executor: Executor | None = None,
     ) -> None:
         self._embedder = embedder
-        self._chunker = chunker
         self._folder = IndexFolder(index_dir)
         self._gpu = gpu
         self._ann = ann or AnnOptions()  # the search index each version gets (flat, HNSW or IVF)
         self._batch_size = batch_size
         self._include_unresolved = include_unresolved_tickets
-        self._redactor = redactor
-        self._redact_types = frozenset(redact_doc_types)
         self._dedup_threshold = dedup_threshold
         self._tokenizer = tokenizer or TextTokenizer()
         self._bm25 = {"k1": bm25_k1, "b": bm25_b}
@@ -124,7 +121,7 @@ class IngestJob:
         self._lock_wait_s = lock_wait_s
         self._today = today
         self._progress = progress or (lambda stage, done, total: None)
-        self._tools = ParseTools(chunker, redactor, frozenset(redact_doc_types))
+        self._tools = ParseTools(chunker, redactor, frozenset(redact_doc_types))  # what parsing needs, in one place
         self._executor = executor or LocalExecutor()  # or a RayExecutor: parse and embed fan out over workers
 
     # -- the run ---------------------------------------------------------------------------
@@ -222,7 +219,7 @@ class IngestJob:
         embedding = base.manifest["embedding"]
         if embedding["model"] != self._embedder.name or embedding["dimension"] != self._embedder.dimension:
             return f"embedding model changed ({embedding['model']} -> {self._embedder.name})"
-        if base.manifest.get("chunking") != self._chunker.settings:
+        if base.manifest.get("chunking") != self._tools.chunker.settings:
             return "chunking settings changed"
         return ""
 
@@ -231,8 +228,8 @@ class IngestJob:
         assert item.loader is not None
         recipe: dict[str, Any] = {"loader": item.loader.version, "doc_type": item.doc_type,
                                   "metadata": text_digest(json.dumps(declared, sort_keys=True, default=str))}
-        if item.doc_type in self._redact_types and self._redactor is not None:
-            recipe["redaction"] = self._redactor.settings
+        if item.doc_type in self._tools.redact_types and self._tools.redactor is not None:
+            recipe["redaction"] = self._tools.redactor.settings
         if item.doc_type == "ticket":
             recipe["include_unresolved"] = self._include_unresolved
         return recipe
@@ -450,8 +447,8 @@ class IngestJob:
             "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
             "embedding": {"model": self._embedder.name, "dimension": self._embedder.dimension,
                           "max_tokens": self._embedder.max_tokens},
-            "chunking": self._chunker.settings,
-            "redaction": self._redactor.settings if self._redactor else None,
+            "chunking": self._tools.chunker.settings,
+            "redaction": self._tools.redactor.settings if self._tools.redactor else None,
             "lexical": self._lexical(),
             "next_chunk_id": next_id,
             "counts": {"files": len(files), "documents": sum(len(r["documents"]) for r in files.values()),
